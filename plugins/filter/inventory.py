@@ -1,0 +1,34 @@
+# Copyright: openclaw.standalone contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Inventory validation filters; the rules live in module_utils/validation.py."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.openclaw.standalone.plugins.module_utils.validation import (
+    derived_names,
+    inventory_problems as _inventory_problems,
+    slug_problems,
+)
+
+
+def inventory_problems(hostvars, groups, server_group="openclaw_servers", tenant_group="openclaw_tenants"):
+    """Every problem of the inventory as 'host: variable: detail (rule: name)' lines."""
+    return [str(problem) for problem in _inventory_problems(hostvars, groups, server_group=server_group, tenant_group=tenant_group)]
+
+
+def tenant_names(slug):
+    """Database, role and container names derived from a tenant slug."""
+    problems = slug_problems(slug)
+    if problems:
+        raise AnsibleFilterError("; ".join(str(problem) for problem in problems))
+    return derived_names(slug)
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "inventory_problems": inventory_problems,
+            "tenant_names": tenant_names,
+        }

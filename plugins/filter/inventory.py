@@ -8,8 +8,10 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.openclaw.standalone.plugins.module_utils.validation import (
     derived_names,
-    inventory_problems as _inventory_problems,
     slug_problems,
+)
+from ansible_collections.openclaw.standalone.plugins.module_utils.validation import (
+    inventory_problems as _inventory_problems,
 )
 
 

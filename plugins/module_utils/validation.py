@@ -25,9 +25,7 @@ POSTGRES_IDENTIFIER_MAX = 63  # NAMEDATALEN - 1, in bytes
 DNS_LABEL_MAX = 63
 DNS_NAME_MAX = 253
 
-SLUG_MAX = POSTGRES_IDENTIFIER_MAX - max(
-    len(template.format(slug="")) for template in (DATABASE_NAME, ROLE_NAME, CONTAINER_NAME)
-)
+SLUG_MAX = POSTGRES_IDENTIFIER_MAX - max(len(template.format(slug="")) for template in (DATABASE_NAME, ROLE_NAME, CONTAINER_NAME))
 
 # nginx treats these words specially as the first token of a `map` entry.
 NGINX_MAP_KEYWORDS = frozenset(("default", "hostnames", "include", "volatile"))
@@ -53,7 +51,7 @@ _DIGITS = re.compile(r"^[0-9]+$")
 class Problem:
     """One broken rule: where it is (host, variable), which rule, and why."""
 
-    __slots__ = ("host", "variable", "rule", "detail")
+    __slots__ = ("detail", "host", "rule", "variable")
 
     def __init__(self, host, variable, rule, detail):
         self.host = host
@@ -109,8 +107,7 @@ def slug_problems(slug, variable="openclaw_slug", host=None, reserved=RESERVED_S
     if not _SLUG_CHARS.match(slug):
         bad(
             "slug-charset",
-            "%s may contain only lowercase letters a-z, digits and '-' (no upper case, '_', '.', spaces or quotes)"
-            % _show(slug),
+            "%s may contain only lowercase letters a-z, digits and '-' (no upper case, '_', '.', spaces or quotes)" % _show(slug),
         )
         return problems
     if not slug[0].isalpha():
@@ -229,7 +226,7 @@ def _get(hostvars, host, name, default=None):
         return default
     try:
         return host_vars.get(name, default) if isinstance(host_vars, Mapping) else default
-    except Exception:  # pylint: disable=broad-exception-caught
+    except Exception:  # noqa: BLE001  # pylint: disable=broad-exception-caught
         # An undefined template inside an inventory value surfaces when read.
         return default
 
@@ -256,9 +253,7 @@ def inventory_problems(hostvars, groups, server_group="openclaw_servers", tenant
         problems.append(Problem(None, "groups.%s" % server_group, "servers-empty", "the inventory defines no server"))
 
     for host in sorted(set(servers) & set(tenants)):
-        problems.append(
-            Problem(host, "groups", "host-role", "is in both %s and %s; a host is a server or a tenant" % (server_group, tenant_group))
-        )
+        problems.append(Problem(host, "groups", "host-role", "is in both %s and %s; a host is a server or a tenant" % (server_group, tenant_group)))
 
     ports_by_server = {}
     slug_owner = {}
@@ -291,9 +286,7 @@ def inventory_problems(hostvars, groups, server_group="openclaw_servers", tenant
         if server is UNSET or server in (None, ""):
             problems.append(Problem(tenant, "openclaw_server", "server-required", "is not set; name the server host in %s" % server_group))
         elif server not in servers:
-            problems.append(
-                Problem(tenant, "openclaw_server", "server-unknown", "%s is not a host in group %s" % (_show(server), server_group))
-            )
+            problems.append(Problem(tenant, "openclaw_server", "server-unknown", "%s is not a host in group %s" % (_show(server), server_group)))
 
         port = _get(hostvars, tenant, "openclaw_port", UNSET)
         if port is UNSET:
@@ -325,8 +318,6 @@ def inventory_problems(hostvars, groups, server_group="openclaw_servers", tenant
             if len(users) > 1:
                 for host, variable in users:
                     others = ", ".join("%s (%s)" % user for user in users if user != (host, variable))
-                    problems.append(
-                        Problem(host, variable, "port-unique", "%d on server %s is also used by %s" % (port, server, others))
-                    )
+                    problems.append(Problem(host, variable, "port-unique", "%d on server %s is also used by %s" % (port, server, others)))
 
     return problems

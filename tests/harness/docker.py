@@ -1,0 +1,47 @@
+"""The running Docker engine and the offline test images from tests/images/."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+IMAGES_DIR = Path(__file__).resolve().parent.parent / "images"
+GATEWAY_IMAGE = "openclaw-test/gateway:latest"
+POSTGRES_IMAGE = "openclaw-test/postgres:16"
+BASE_IMAGE = "openclaw-test/base:bookworm"
+
+# Every container a test starts carries this label so a crashed run can be swept.
+TEST_LABEL = "org.openclaw.standalone.test"
+
+
+def docker_client():
+    """A Docker SDK client, or None when the engine cannot be reached."""
+    try:
+        import docker
+    except ImportError:
+        return None
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except Exception:  # noqa: BLE001 - any failure means "no engine"
+        return None
+    return client
+
+
+def build_test_images() -> str:
+    """Build (or reuse) the offline images; returns the build script's summary."""
+    result = subprocess.run(
+        ["bash", str(IMAGES_DIR / "build.sh")],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"tests/images/build.sh failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def remove_test_containers(client) -> None:
+    for container in client.containers.list(all=True, filters={"label": TEST_LABEL}):
+        container.remove(force=True, v=True)

@@ -1,0 +1,124 @@
+"""A throwaway PostgreSQL cluster: initdb + pg_ctl from Debian's postgresql package."""
+
+from __future__ import annotations
+
+import glob
+import os
+import secrets
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .common import LOOPBACK, HarnessError, free_port, running_as_root, unprivileged_user
+
+
+def postgres_bindir() -> str | None:
+    """The newest /usr/lib/postgresql/<major>/bin that has initdb."""
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda path: int(Path(path).parent.parent.name) if Path(path).parent.parent.name.isdigit() else 0,
+    )
+    return str(Path(candidates[-1]).parent) if candidates else None
+
+
+@dataclass
+class PostgresCluster:
+    """A private cluster on 127.0.0.1:<free port> with scram password auth."""
+
+    bindir: str
+    base_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="openclaw-pg-")))
+    port: int = field(default_factory=free_port)
+    superuser: str = "postgres"
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    host: str = LOOPBACK
+
+    @property
+    def data_dir(self) -> Path:
+        return self.base_dir / "data"
+
+    @property
+    def log_file(self) -> Path:
+        return self.base_dir / "postgres.log"
+
+    @property
+    def dsn(self) -> str:
+        return self.dsn_for("postgres")
+
+    def dsn_for(self, dbname: str, user: str | None = None, password: str | None = None) -> str:
+        user = user or self.superuser
+        password = self.password if password is None else password
+        return f"host={self.host} port={self.port} dbname={dbname} user={user} password={password} connect_timeout=5"
+
+    def connection_options(self) -> dict:
+        """The collection's login_* module options for this cluster."""
+        return {
+            "login_host": self.host,
+            "login_port": self.port,
+            "login_user": self.superuser,
+            "login_password": self.password,
+        }
+
+    def _run(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        command = list(args)
+        if running_as_root():
+            # initdb and postgres refuse to run as root.
+            command = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", *command]
+        return subprocess.run(command, check=False, capture_output=True, text=True, **kwargs)
+
+    def start(self) -> PostgresCluster:
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        self.base_dir.chmod(0o755)
+        pwfile = self.base_dir / "pwfile"
+        pwfile.write_text(self.password + "\n", encoding="utf-8")
+        pwfile.chmod(0o600)
+        if running_as_root():
+            uid, gid = unprivileged_user("postgres")
+            os.chown(self.base_dir, uid, gid)
+            os.chown(pwfile, uid, gid)
+        init = self._run(
+            f"{self.bindir}/initdb",
+            "--pgdata",
+            str(self.data_dir),
+            "--username",
+            self.superuser,
+            "--pwfile",
+            str(pwfile),
+            "--auth-local=scram-sha-256",
+            "--auth-host=scram-sha-256",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+            "--no-instructions",
+        )
+        pwfile.unlink()
+        if init.returncode != 0:
+            raise HarnessError(f"initdb failed ({init.returncode}): {init.stderr.strip() or init.stdout.strip()}")
+        options = f"-c listen_addresses={self.host} -c port={self.port} -c unix_socket_directories={self.base_dir} -c fsync=off -c max_connections=200"
+        started = self._run(
+            f"{self.bindir}/pg_ctl",
+            "--pgdata",
+            str(self.data_dir),
+            "--log",
+            str(self.log_file),
+            "--options",
+            options,
+            "--wait",
+            "--timeout=60",
+            "start",
+        )
+        if started.returncode != 0:
+            log = self.log_file.read_text(encoding="utf-8", errors="replace") if self.log_file.exists() else ""
+            raise HarnessError(f"pg_ctl start failed ({started.returncode}): {started.stderr.strip()}\n{log[-2000:]}")
+        return self
+
+    def stop(self) -> None:
+        if self.data_dir.exists():
+            self._run(f"{self.bindir}/pg_ctl", "--pgdata", str(self.data_dir), "--mode=immediate", "--wait", "stop")
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def __enter__(self) -> PostgresCluster:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()

@@ -42,10 +42,10 @@ PORT_MIN = 1024
 POSTGRES_PUBLISHED_PORT = 5435
 PORT_MAX = 65535
 
-_SLUG_CHARS = re.compile(r"^[a-z0-9-]+$")
-_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
-_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-_DIGITS = re.compile(r"^[0-9]+$")
+_SLUG_CHARS = re.compile(r"[a-z0-9-]+")
+_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+_DIGITS = re.compile(r"[0-9]+")
 
 
 class Problem:
@@ -104,7 +104,7 @@ def slug_problems(slug, variable="openclaw_slug", host=None, reserved=RESERVED_S
             "%s is %d characters; at most %d so that %s fits PostgreSQL's %d-byte identifier limit"
             % (_show(slug), len(slug), SLUG_MAX, DATABASE_NAME.format(slug="<slug>"), POSTGRES_IDENTIFIER_MAX),
         )
-    if not _SLUG_CHARS.match(slug):
+    if not _SLUG_CHARS.fullmatch(slug):
         bad(
             "slug-charset",
             "%s may contain only lowercase letters a-z, digits and '-' (no upper case, '_', '.', spaces or quotes)" % _show(slug),
@@ -142,7 +142,7 @@ def port_problems(port, variable="openclaw_port", host=None):
     if isinstance(port, bool) or not isinstance(port, (int, str)):
         return [Problem(host, variable, "port-type", "must be an integer, got %s %s" % (type(port).__name__, _show(port)))]
     if isinstance(port, str):
-        if not _DIGITS.match(port):
+        if not _DIGITS.fullmatch(port):
             return [Problem(host, variable, "port-type", "must be an integer, got %s" % _show(port))]
         port = int(port)
     if not PORT_MIN <= port <= PORT_MAX:
@@ -182,12 +182,12 @@ def domain_problems(domain, variable="openclaw_domain", host=None, longest_slug=
             bad("domain-label-empty", "%s has an empty label" % _show(domain))
         elif len(label) > DNS_LABEL_MAX:
             bad("domain-label-length", "label %s is longer than %d characters" % (_show(label), DNS_LABEL_MAX))
-        elif not _LABEL.match(label):
+        elif not _LABEL.fullmatch(label):
             bad(
                 "domain-label-charset",
                 "label %s may contain only a-z, 0-9 and '-', not at the start or end" % _show(label),
             )
-    if labels[-1] and _DIGITS.match(labels[-1]):
+    if labels[-1] and _DIGITS.fullmatch(labels[-1]):
         bad("domain-tld", "%s: the last label must not be numeric" % _show(domain))
     full = len(domain) + (longest_slug + 1 if longest_slug else 0)
     if full > DNS_NAME_MAX:
@@ -202,7 +202,7 @@ def phone_problems(phone, variable="phone", host=None):
     """A phone number in E.164 form: '+', country code, subscriber number, 7-15 digits."""
     if not isinstance(phone, str):
         return [Problem(host, variable, "phone-type", "must be a string, got %s %s" % (type(phone).__name__, _show(phone)))]
-    if not _E164.match(phone):
+    if not _E164.fullmatch(phone):
         return [
             Problem(
                 host,

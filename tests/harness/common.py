@@ -29,7 +29,7 @@ def free_ports(count: int) -> list[int]:
     """Distinct free ports (kept bound until all are chosen, so they differ)."""
     sockets = []
     try:
-        for _ in range(count):
+        for _index in range(count):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.bind((LOOPBACK, 0))
             sockets.append(sock)

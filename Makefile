@@ -1,0 +1,100 @@
+# Two commands do all set-up on a fresh Debian bookworm machine:
+#   make demo   converge the embedded inventory (inventories/local) on this host
+#   make test   lint + unit + integration tests against real services
+# Every target is idempotent; a second run only checks and moves on.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+REPO        := $(CURDIR)
+VENV        := $(REPO)/.venv
+SYSTEM_PY   := /usr/bin/python3
+COLLECTIONS := $(REPO)/.build/collections
+LINK        := $(COLLECTIONS)/ansible_collections/openclaw/standalone
+CACHE       := $(REPO)/.cache
+
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(REPO)/ansible.cfg
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export OPENCLAW_CACHE_DIR := $(CACHE)
+
+# Debian packages: the controller venv's Python, the services the tests run
+# for real, the tools the test images are built with, and the Python
+# libraries the modules import on a managed server (this host, in the demo).
+DEBIAN_PACKAGES := python3 python3-venv python3-docker python3-psycopg2 python3-requests \
+	git ca-certificates curl openssl tar \
+	postgresql postgresql-client nginx pebble certbot debootstrap
+
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+.PHONY: host
+host: ## Install missing Debian packages (apt-get)
+	@tools/ensure-debian-packages.sh $(DEBIAN_PACKAGES)
+	@command -v docker >/dev/null || tools/ensure-debian-packages.sh docker.io
+
+$(VENV)/.installed: requirements/controller.txt requirements/test.txt requirements/constraints.txt
+	@test -x $(VENV)/bin/python || $(SYSTEM_PY) -m venv $(VENV)
+	@$(VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements/test.txt -c requirements/constraints.txt
+	@touch $@
+	@echo "venv: $(VENV) ready"
+
+.PHONY: venv
+venv: $(VENV)/.installed ## Create .venv with the pinned toolchain
+
+.PHONY: collection
+collection: ## Make the checkout importable as openclaw.standalone
+	@mkdir -p $(dir $(LINK))
+	@test -L $(LINK) || ln -sfn ../../../.. $(LINK)
+
+.PHONY: images
+images: host ## Build (or reuse) the offline Docker test images
+	@tests/images/build.sh
+
+.PHONY: setup
+setup: host venv collection
+
+.PHONY: lint
+lint: setup ## ansible-lint (production), ruff, yamllint, ansible-test sanity
+	ansible-lint --profile production
+	ruff check .
+	ruff format --check .
+	yamllint --strict .
+	tools/ansible-test-sanity.sh
+
+.PHONY: sanity
+sanity: setup ## ansible-test sanity only
+	tools/ansible-test-sanity.sh
+
+.PHONY: unit
+unit: setup ## Unit tests
+	pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: integration
+integration: setup images ## Integration tests (real PostgreSQL, nginx, Pebble, Docker)
+	pytest tests/integration $(PYTEST_ARGS)
+
+.PHONY: test
+test: lint unit integration ## Everything CI runs
+
+.PHONY: demo
+demo: setup images ## Converge inventories/local on this host
+	ansible-playbook -i inventories/local playbooks/site.yml
+
+.PHONY: bench
+bench: setup ## Benchmarks; numbers go to bench/results/
+	@mkdir -p bench/results
+	python bench/run.py --output bench/results/latest.json
+
+.PHONY: build
+build: setup ## Build the collection tarball into .build/dist
+	@mkdir -p .build/dist
+	ansible-galaxy collection build --force --output-path .build/dist .
+
+.PHONY: clean
+clean: ## Remove build output (keeps .venv and the rootfs cache)
+	rm -rf .build tests/output .pytest_cache .ruff_cache

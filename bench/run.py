@@ -1,0 +1,101 @@
+"""Benchmarks of the collection; writes numbers to a JSON file and prints a table.
+
+Each benchmark reports the median of several timed runs on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT / ".build" / "collections"))
+
+from ansible_collections.openclaw.standalone.plugins.module_utils.validation import inventory_problems  # noqa: E402
+
+
+def synthetic_inventory(tenants: int, servers: int):
+    hostvars = {f"srv{index}": {} for index in range(servers)}
+    for index in range(tenants):
+        hostvars[f"tenant{index}"] = {
+            "openclaw_server": f"srv{index % servers}",
+            "openclaw_port": 20000 + index,
+            "openclaw_domain": "agents.example.com",
+        }
+    groups = {"openclaw_servers": [f"srv{i}" for i in range(servers)], "openclaw_tenants": [f"tenant{i}" for i in range(tenants)]}
+    return hostvars, groups
+
+
+def timed(function, repeat: int) -> float:
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def bench_preflight() -> list[dict]:
+    rows = []
+    for tenants in (10, 100, 1000, 5000):
+        hostvars, groups = synthetic_inventory(tenants, servers=max(1, tenants // 500))
+        problems = inventory_problems(hostvars, groups)
+        assert problems == [], problems[:3]
+        seconds = timed(lambda h=hostvars, g=groups: inventory_problems(h, g), repeat=7)
+        rows.append({"benchmark": "preflight_rules", "tenants": tenants, "seconds": round(seconds, 6), "per_tenant_us": round(seconds / tenants * 1e6, 2)})
+    return rows
+
+
+def bench_preflight_playbook() -> list[dict]:
+    """The whole preflight play, templating hostvars of a generated inventory."""
+    rows = []
+    venv_bin = Path(sys.executable).parent
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(REPO_ROOT / ".build" / "collections"))
+    for tenants in (10, 1000):
+        hostvars, groups = synthetic_inventory(tenants, servers=max(1, tenants // 500))
+        inventory = {
+            "openclaw_servers": {"hosts": {name: {"ansible_connection": "local"} for name in groups["openclaw_servers"]}},
+            "openclaw_tenants": {"hosts": {name: hostvars[name] for name in groups["openclaw_tenants"]}},
+        }
+        with tempfile.TemporaryDirectory() as directory:
+            path = Path(directory) / "hosts.json"
+            path.write_text(json.dumps(inventory), encoding="utf-8")
+            command = [str(venv_bin / "ansible-playbook"), "-i", str(path), str(REPO_ROOT / "playbooks" / "preflight.yml")]
+
+            def run(command=command):
+                subprocess.run(command, check=True, capture_output=True, env=env, cwd=REPO_ROOT)
+
+            seconds = timed(run, repeat=3)
+        rows.append({"benchmark": "preflight_playbook", "tenants": tenants, "seconds": round(seconds, 3), "per_tenant_us": round(seconds / tenants * 1e6, 1)})
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--output", type=Path, required=True)
+    args = parser.parse_args()
+    results = {
+        "machine": {"python": platform.python_version(), "processor": platform.machine(), "cpus": os.cpu_count()},
+        "taken_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "results": bench_preflight() + bench_preflight_playbook(),
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print("| benchmark | tenants | median seconds | per tenant (µs) |")
+    print("|---|---:|---:|---:|")
+    for row in results["results"]:
+        print(f"| {row['benchmark']} | {row['tenants']} | {row['seconds']} | {row['per_tenant_us']} |")
+    print(f"written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -36,7 +36,7 @@ def synthetic_inventory(tenants: int, servers: int):
 
 def timed(function, repeat: int) -> float:
     samples = []
-    for _ in range(repeat):
+    for _index in range(repeat):
         start = time.perf_counter()
         function()
         samples.append(time.perf_counter() - start)
@@ -70,10 +70,7 @@ def bench_preflight_playbook() -> list[dict]:
             path.write_text(json.dumps(inventory), encoding="utf-8")
             command = [str(venv_bin / "ansible-playbook"), "-i", str(path), str(REPO_ROOT / "playbooks" / "preflight.yml")]
 
-            def run(command=command):
-                subprocess.run(command, check=True, capture_output=True, env=env, cwd=REPO_ROOT)
-
-            seconds = timed(run, repeat=3)
+            seconds = timed(lambda c=tuple(command): subprocess.run(c, check=True, capture_output=True, env=env, cwd=REPO_ROOT), repeat=3)
         rows.append({"benchmark": "preflight_playbook", "tenants": tenants, "seconds": round(seconds, 3), "per_tenant_us": round(seconds / tenants * 1e6, 1)})
     return rows
 

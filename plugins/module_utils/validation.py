@@ -321,3 +321,49 @@ def inventory_problems(hostvars, groups, server_group="openclaw_servers", tenant
                     problems.append(Problem(host, variable, "port-unique", "%d on server %s is also used by %s" % (port, server, others)))
 
     return problems
+
+
+_PLAIN_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+_ROLE_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_-]*")
+
+
+def database_name_problems(name, schema, variable="name"):
+    """Tenant databases are openclaw_<valid slug>; the shared one is a plain lower-case identifier."""
+    if not isinstance(name, str) or not name:
+        return [Problem(None, variable, "database-name", "must be a non-empty string, got %s" % _show(name))]
+    if schema == "tenant":
+        prefix = DATABASE_NAME.format(slug="")
+        if not name.startswith(prefix):
+            return [Problem(None, variable, "database-name", "%s: a tenant database is named %s" % (_show(name), DATABASE_NAME.format(slug="<slug>")))]
+        return [
+            Problem(None, variable, problem.rule, "%s: the slug %s" % (_show(name), problem.detail))
+            for problem in slug_problems(name[len(prefix) :], variable=variable, reserved=NGINX_MAP_KEYWORDS)
+        ]
+    if len(name.encode("utf-8")) > POSTGRES_IDENTIFIER_MAX or not _PLAIN_IDENTIFIER.fullmatch(name):
+        return [
+            Problem(
+                None,
+                variable,
+                "database-name",
+                "%s must be 1-%d characters of a-z, 0-9 and '_', not starting with a digit" % (_show(name), POSTGRES_IDENTIFIER_MAX),
+            )
+        ]
+    return []
+
+
+def role_name_problems(name, variable="owner"):
+    """A PostgreSQL role the collection creates: lower case, no quotes, not pg_*."""
+    if not isinstance(name, str) or not name:
+        return [Problem(None, variable, "role-name", "must be a non-empty string, got %s" % _show(name))]
+    if len(name.encode("utf-8")) > POSTGRES_IDENTIFIER_MAX or not _ROLE_IDENTIFIER.fullmatch(name) or "--" in name:
+        return [
+            Problem(
+                None,
+                variable,
+                "role-name",
+                "%s must be 1-%d characters of a-z, 0-9, '_' and '-', starting with a letter or '_'" % (_show(name), POSTGRES_IDENTIFIER_MAX),
+            )
+        ]
+    if name.startswith("pg_"):
+        return [Problem(None, variable, "role-name", "%s: names starting with pg_ are reserved by PostgreSQL" % _show(name))]
+    return []

@@ -60,6 +60,19 @@ class PostgresCluster:
             "login_password": self.password,
         }
 
+    def admin(self, *statements: str) -> None:
+        """Run statements that cannot run in a transaction (CREATE/DROP DATABASE) as the superuser."""
+        import psycopg2
+
+        conn = psycopg2.connect(self.dsn)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                for statement in statements:
+                    cur.execute(statement)
+        finally:
+            conn.close()
+
     def _run(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
         command = list(args)
         if running_as_root():

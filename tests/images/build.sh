@@ -102,11 +102,14 @@ ensure_debootstrap() {
     command -v debootstrap >/dev/null 2>&1 && return
     [[ $EUID -eq 0 ]] || die "debootstrap is missing and only root can install it"
     local log="$LOG_DIR/apt-debootstrap.log"
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >"$log" 2>&1; then
-        # A fresh machine may not have package lists yet.
-        DEBIAN_FRONTEND=noninteractive apt-get update -qq >>"$log" 2>&1 &&
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >>"$log" 2>&1 ||
-            { tail -n 20 "$log" >&2; die "could not install debootstrap (log: $log)"; }
+    export DEBIAN_FRONTEND=noninteractive
+    if apt-get install -y -qq --no-install-recommends debootstrap >"$log" 2>&1; then
+        return
+    fi
+    # A fresh machine may not have package lists yet.
+    if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends debootstrap; } >>"$log" 2>&1; then
+        tail -n 20 "$log" >&2
+        die "could not install debootstrap (log: $log)"
     fi
 }
 
@@ -183,6 +186,10 @@ ensure_base_image() {
         --message "debootstrap --variant=minbase $SUITE (${PACKAGES[*]})" \
         "$tarball" "$hash_tag")"
     docker tag "$hash_tag" "$BASE_TAG"
+    # Bases of older recipes; images still built on them keep their layers.
+    docker image ls --format '{{.Repository}}:{{.Tag}}' "$BASE_REPO" |
+        grep -vxF -e "$hash_tag" -e "$BASE_TAG" |
+        xargs -r docker image rm >/dev/null 2>&1 || true
     report "$BASE_TAG" "imported" "$id"
 }
 

@@ -149,17 +149,19 @@ docker_process_sql() {
     if [[ -n "$POSTGRES_DB" ]]; then
         runner+=(--dbname "$POSTGRES_DB")
     fi
-    PGHOST= PGHOSTADDR= "${runner[@]}" "$@"
+    PGHOST='' PGHOSTADDR='' "${runner[@]}" "$@"
 }
 
+# POSTGRES_DB is blanked for these two calls because the database may not
+# exist yet; they connect to the maintenance database instead.
 setup_db() {
-    local exists
-    exists="$(POSTGRES_DB= docker_process_sql --dbname postgres --set db="$POSTGRES_DB" --tuples-only <<-'EOSQL'
+    local db="$POSTGRES_DB" exists
+    exists="$(POSTGRES_DB='' docker_process_sql --dbname postgres --set db="$db" --tuples-only <<-'EOSQL'
 		SELECT 1 FROM pg_database WHERE datname = :'db';
 	EOSQL
     )"
     if [[ -z "${exists//[[:space:]]/}" ]]; then
-        POSTGRES_DB= docker_process_sql --dbname postgres --set db="$POSTGRES_DB" <<-'EOSQL'
+        POSTGRES_DB='' docker_process_sql --dbname postgres --set db="$db" <<-'EOSQL'
 			CREATE DATABASE :"db";
 		EOSQL
         printf '\n'

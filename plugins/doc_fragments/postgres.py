@@ -1,0 +1,56 @@
+# Copyright: openclaw.standalone contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Note that this doc fragment is **PRIVATE** to the collection. It can have
+# breaking changes at any time.
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # Connection options shared by every module that talks to PostgreSQL.
+    DOCUMENTATION = r"""
+options:
+  login_host:
+    description:
+      - Host of the PostgreSQL server. A path starting with V(/) is a Unix socket directory.
+    type: str
+    default: 127.0.0.1
+  login_port:
+    description:
+      - Port of the PostgreSQL server. The server role publishes the shared server on V(5435).
+    type: int
+    default: 5432
+  login_user:
+    description:
+      - Role to connect as. Creating databases and roles needs a superuser or a role with
+        C(CREATEDB) and C(CREATEROLE).
+    type: str
+    default: postgres
+  login_password:
+    description:
+      - Password of O(login_user).
+    type: str
+  login_db:
+    description:
+      - Database to connect to for server-wide work (creating or dropping the target database).
+    type: str
+    default: postgres
+  connect_timeout:
+    description:
+      - Seconds to wait for a connection before failing.
+    type: int
+    default: 10
+  ssl_mode:
+    description:
+      - libpq C(sslmode) for the connection.
+    type: str
+    default: prefer
+    choices: [disable, allow, prefer, require, verify-ca, verify-full]
+requirements:
+  - psycopg2 on the managed host (Debian package C(python3-psycopg2)).
+notes:
+  - Identifiers are always quoted with C(psycopg2.sql.Identifier) and values passed as
+    query parameters; names that break the collection's naming rules are refused before
+    connecting.
+"""

@@ -1,0 +1,158 @@
+# Copyright: openclaw.standalone contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Note that this module util is **PRIVATE** to the collection. It can have
+# breaking changes at any time.
+"""Databases, owner roles, ownership and CONNECT privileges: read the state, then change it.
+
+Every reader is side-effect free so check mode can call it; every writer
+returns the statement it ran (with secrets masked) for the module's result.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.openclaw.standalone.plugins.module_utils.postgres import password_verifier_matches, sql
+
+# Schemas whose objects belong to the database's owner role. System schemas and
+# objects that are members of an extension (pgcrypto's functions) are left alone.
+OWNED_SCHEMAS = ("public", "openclaw_meta")
+
+
+def database_info(cur, name):
+    """None, or {owner, public_connect} of database ``name``."""
+    cur.execute(
+        "SELECT pg_get_userbyid(d.datdba),"
+        " d.datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) a WHERE a.grantee = 0 AND a.privilege_type = 'CONNECT')"
+        " FROM pg_database d WHERE d.datname = %s",
+        (name,),
+    )
+    row = cur.fetchone()
+    return None if row is None else {"owner": row[0], "public_connect": row[1]}
+
+
+def role_info(cur, name):
+    """None, or {login, password_verifier} of role ``name`` (needs superuser to see the verifier)."""
+    cur.execute("SELECT rolcanlogin, rolpassword FROM pg_authid WHERE rolname = %s", (name,))
+    row = cur.fetchone()
+    return None if row is None else {"login": row[0], "verifier": row[1]}
+
+
+def role_changes(cur, name, password):
+    """What CREATE/ALTER ROLE would do: [] when the role matches."""
+    info = role_info(cur, name)
+    if info is None:
+        return ["create"]
+    changes = []
+    if not info["login"]:
+        changes.append("login")
+    if password is not None and not password_verifier_matches(info["verifier"], name, password):
+        changes.append("password")
+    return changes
+
+
+def apply_role(cur, name, password, changes):
+    role = sql.Identifier(name)
+    if "create" in changes:
+        if password is None:
+            cur.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
+        else:
+            cur.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s").format(role), (password,))
+        return ["CREATE ROLE %s LOGIN%s" % (role.as_string(cur), "" if password is None else " PASSWORD ********")]
+    statements = []
+    if "login" in changes:
+        cur.execute(sql.SQL("ALTER ROLE {} LOGIN").format(role))
+        statements.append("ALTER ROLE %s LOGIN" % role.as_string(cur))
+    if "password" in changes:
+        cur.execute(sql.SQL("ALTER ROLE {} PASSWORD %s").format(role), (password,))
+        statements.append("ALTER ROLE %s PASSWORD ********" % role.as_string(cur))
+    return statements
+
+
+def create_database(cur, name, owner):
+    query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if owner:
+        query = sql.SQL("{} OWNER {}").format(query, sql.Identifier(owner))
+    cur.execute(query)
+    return [query.as_string(cur)]
+
+
+def alter_database_owner(cur, name, owner):
+    query = sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(name), sql.Identifier(owner))
+    cur.execute(query)
+    return [query.as_string(cur)]
+
+
+def revoke_public_connect(cur, name):
+    query = sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(sql.Identifier(name))
+    cur.execute(query)
+    return [query.as_string(cur)]
+
+
+def drop_database(cur, name):
+    # FORCE ends the tenant's open sessions; the dump was taken before.
+    query = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    cur.execute(query)
+    return [query.as_string(cur)]
+
+
+def drop_role(cur, name):
+    query = sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name))
+    cur.execute(query)
+    return [query.as_string(cur)]
+
+
+def foreign_owned_objects(cur, owner):
+    """Objects in OWNED_SCHEMAS (and the schemas themselves) not owned by ``owner``.
+
+    Returns (kind, schema, name, args) tuples; kind is the ALTER keyword to use
+    and args the identity arguments of functions (None otherwise).
+    Indexes and sequences owned by a table follow the table's owner.
+    """
+    cur.execute(
+        """
+        SELECT kind, schema, name, args FROM (
+          SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END AS kind,
+                 n.nspname AS schema, c.relname AS name, NULL::text AS args, c.relowner AS owner, c.oid AS objid, 'pg_class'::regclass AS classid
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('a', 'i')
+                             AND d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass)
+          UNION ALL
+          SELECT CASE p.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE' ELSE 'FUNCTION' END,
+                 n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), p.proowner, p.oid, 'pg_proc'::regclass
+            FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+           WHERE n.nspname = ANY(%(schemas)s)
+          UNION ALL
+          SELECT 'TYPE', n.nspname, t.typname, NULL, t.typowner, t.oid, 'pg_type'::regclass
+            FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+           WHERE n.nspname = ANY(%(schemas)s) AND t.typtype IN ('e', 'd', 'r')
+          UNION ALL
+          SELECT 'SCHEMA', NULL, n.nspname, NULL, n.nspowner, n.oid, 'pg_namespace'::regclass
+            FROM pg_namespace n
+           WHERE n.nspname = ANY(%(schemas)s) AND n.nspowner <> COALESCE(to_regrole('pg_database_owner'), 0)
+        ) o
+        WHERE pg_get_userbyid(o.owner) <> %(owner)s
+          AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = o.classid AND e.objid = o.objid AND e.deptype = 'e')
+        ORDER BY kind, schema NULLS FIRST, name
+        """,
+        {"schemas": list(OWNED_SCHEMAS), "owner": owner},
+    )
+    return [tuple(row) for row in cur.fetchall()]
+
+
+def transfer_ownership(cur, objects, owner):
+    statements = []
+    new_owner = sql.Identifier(owner)
+    for kind, schema, name, args in objects:
+        if kind == "SCHEMA":
+            target = sql.Identifier(name)
+        elif args is not None:
+            # Identity arguments come from pg_get_function_identity_arguments(),
+            # PostgreSQL's own rendering of the signature.
+            target = sql.SQL("{}.{}({})").format(sql.Identifier(schema), sql.Identifier(name), sql.SQL(args))
+        else:
+            target = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(name))
+        query = sql.SQL("ALTER {} {} OWNER TO {}").format(sql.SQL(kind), target, new_owner)
+        cur.execute(query)
+        statements.append(query.as_string(cur))
+    return statements

@@ -1,0 +1,116 @@
+# Copyright: openclaw.standalone contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Note that this module util is **PRIVATE** to the collection. It can have
+# breaking changes at any time.
+"""PostgreSQL connection options and helpers shared by the collection's modules."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import traceback
+
+from ansible.module_utils.basic import missing_required_lib
+
+try:
+    import psycopg2
+    import psycopg2.errors
+    import psycopg2.extensions
+    from psycopg2 import sql
+except ImportError:
+    HAS_PSYCOPG2 = False
+    PSYCOPG2_IMPORT_ERROR = traceback.format_exc()
+    psycopg2 = None
+    sql = None
+else:
+    HAS_PSYCOPG2 = True
+    PSYCOPG2_IMPORT_ERROR = None
+
+
+def postgres_common_argument_spec():
+    """Connection options; documented in the openclaw.standalone.postgres doc fragment."""
+    return dict(
+        login_host=dict(type="str", default="127.0.0.1"),
+        login_port=dict(type="int", default=5432),
+        login_user=dict(type="str", default="postgres"),
+        login_password=dict(type="str", no_log=True),
+        login_db=dict(type="str", default="postgres"),
+        connect_timeout=dict(type="int", default=10),
+        ssl_mode=dict(type="str", default="prefer", choices=["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]),
+    )
+
+
+def ensure_psycopg2(module):
+    if not HAS_PSYCOPG2:
+        module.fail_json(
+            msg=missing_required_lib("psycopg2", reason="to talk to PostgreSQL") + " On Debian: apt-get install python3-psycopg2.",
+            exception=PSYCOPG2_IMPORT_ERROR,
+        )
+
+
+class ConnectionFailure(Exception):
+    """The server could not be reached or refused the login; the message says which."""
+
+
+def connect(params, dbname=None, autocommit=False, user=None, password=None):
+    """A psycopg2 connection from the module's login_* options."""
+    kwargs = dict(
+        host=params["login_host"],
+        port=params["login_port"],
+        user=user or params["login_user"],
+        dbname=dbname or params["login_db"],
+        connect_timeout=params["connect_timeout"],
+        sslmode=params.get("ssl_mode") or "prefer",
+        application_name="openclaw.standalone",
+    )
+    secret = params.get("login_password") if password is None else password
+    if secret:
+        kwargs["password"] = secret
+    try:
+        conn = psycopg2.connect(**kwargs)
+    except psycopg2.OperationalError as exc:
+        raise ConnectionFailure(
+            "unable to connect to database %s on %s:%s as %s: %s" % (kwargs["dbname"], kwargs["host"], kwargs["port"], kwargs["user"], str(exc).strip())
+        ) from exc
+    conn.autocommit = autocommit
+    return conn
+
+
+def error_text(exc):
+    """PostgreSQL's own message for an error, without the client's decoration."""
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag is not None else None
+    return primary or str(exc).strip()
+
+
+# psycopg2 can produce password verifiers but not check one; the SCRAM-SHA-256
+# check below follows RFC 5802/7677 so the modules can tell whether a role's
+# password already matches without logging in as that role (which pg_hba.conf
+# may not even allow from here) and without ever reading the password back.
+def scram_verifier_matches(verifier, password):
+    try:
+        method, rest = verifier.split("$", 1)
+        iterations_salt, keys = rest.split("$", 1)
+        iterations, salt_b64 = iterations_salt.split(":", 1)
+        stored_key_b64, server_key_b64 = keys.split(":", 1)
+    except (AttributeError, ValueError):
+        return False
+    if method != "SCRAM-SHA-256":
+        return False
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), base64.b64decode(salt_b64), int(iterations))
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    return hmac.compare_digest(stored_key, base64.b64decode(stored_key_b64)) and hmac.compare_digest(server_key, base64.b64decode(server_key_b64))
+
+
+def password_verifier_matches(verifier, role, password):
+    """Whether pg_authid.rolpassword ``verifier`` is for ``password`` (SCRAM or md5)."""
+    if not verifier:
+        return False
+    if verifier.startswith("md5"):
+        expected = "md5" + hashlib.md5((password + role).encode("utf-8")).hexdigest()  # noqa: S324 - PostgreSQL's md5 format
+        return hmac.compare_digest(expected, verifier)
+    return scram_verifier_matches(verifier, password)

@@ -1,0 +1,495 @@
+#!/usr/bin/python
+# Copyright: openclaw.standalone contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: openclaw_db_schema
+short_description: Ensure an OpenClaw database exists, is owned by its role and is migrated
+version_added: 0.1.0
+description:
+  - Ensures a PostgreSQL database for one tenant (O(schema=tenant), database V(openclaw_<slug>)) or for the
+    shared services (O(schema=shared), database V(openclaw)) exists and is migrated to the newest version of
+    the collection's SQL migrations.
+  - Migrations are files named C(V<NNN>__<description>.sql). Each runs in its own transaction together with
+    its row in the history table C(openclaw_meta.schema_history) (version, description, checksum,
+    installed_on, execution_time, success, installed_by). A failing migration rolls back completely.
+  - A session-level PostgreSQL advisory lock serializes concurrent runs against the same database, so each
+    migration is applied exactly once.
+  - An existing database without history that already has every table of the baseline migration (as the
+    seed platform's C(create-client.sh) left it) is adopted - the baseline is recorded, not run, and no data
+    is touched.
+  - With O(owner), a C(LOGIN) role owns the database and every object in it, and C(CONNECT) on the
+    database is revoked from C(PUBLIC), so one tenant's role cannot open another tenant's database.
+  - The migration files are read on the controller by the module's action plugin, from the collection
+    (or O(migrations_path)), and sent along with the module; nothing needs to be copied to the server.
+author: openclaw.standalone maintainers
+extends_documentation_fragment:
+  - openclaw.standalone.postgres
+  - openclaw.standalone.attributes
+  - openclaw.standalone.attributes.actiongroup_openclaw
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Connects and reads the history; reports RV(pending) and what would change; writes nothing, not even
+        the history table.
+  diff_mode:
+    support: full
+  idempotent:
+    support: full
+options:
+  name:
+    description:
+      - Database name. Tenant databases must be V(openclaw_<slug>) with a valid slug.
+    type: str
+    required: true
+    aliases: [db]
+  schema:
+    description:
+      - Which migrations apply - V(tenant) for a tenant database, V(shared) for the shared database.
+    type: str
+    choices: [tenant, shared]
+    default: tenant
+  owner:
+    description:
+      - Role that owns the database and all objects in it; created as a C(LOGIN) role when missing.
+      - When omitted, ownership is left as it is.
+    type: str
+  owner_password:
+    description:
+      - Password of O(owner). Set when the role is created and changed when it differs (compared against the
+        stored SCRAM or md5 verifier, never read back).
+    type: str
+  state:
+    description:
+      - V(present) creates and migrates the database. V(absent) dumps it to O(backup_dir) and drops it, and
+        only with O(purge=true).
+    type: str
+    choices: [present, absent]
+    default: present
+  purge:
+    description:
+      - Confirms that O(state=absent) may drop the database and its data (after the dump).
+    type: bool
+    default: false
+  backup_dir:
+    description:
+      - Directory on the managed host for the C(pg_dump -Fc) dump taken before a purge.
+    type: path
+    default: /var/backups/openclaw
+  pg_dump_path:
+    description:
+      - C(pg_dump) program on the managed host. Its major version must be at least the server's.
+    type: str
+    default: pg_dump
+  baseline:
+    description:
+      - How to treat an existing database with tables but no migration history.
+      - V(auto) adopts it when it has every table the baseline migration creates and fails, naming the missing
+        tables, when it has only some of them.
+      - V(force) records the baseline as applied even when tables are missing.
+      - V(never) refuses to adopt.
+    type: str
+    choices: [auto, force, never]
+    default: auto
+  repair:
+    description:
+      - Accept applied migration files whose checksum changed and record their new checksum. Without it such
+        drift fails the run, naming the file.
+    type: bool
+    default: false
+  lock_timeout:
+    description:
+      - Seconds to wait for another migrator of the same database to finish.
+    type: int
+    default: 300
+  migrations_path:
+    description:
+      - Directory on the controller with the C(V<NNN>__<description>.sql) files to use instead of the
+        collection's own C(migrations/<schema>/).
+    type: path
+seealso:
+  - name: PostgreSQL advisory locks
+    description: How concurrent migrators are serialized.
+    link: https://www.postgresql.org/docs/current/explicit-locking.html#ADVISORY-LOCKS
+"""
+
+EXAMPLES = r"""
+- name: Migrate the database of tenant aliya, owned by its own role
+  openclaw.standalone.openclaw_db_schema:
+    name: openclaw_aliya
+    schema: tenant
+    owner: openclaw_aliya
+    owner_password: "{{ openclaw_db_password }}"
+    login_host: 127.0.0.1
+    login_port: 5435
+    login_password: "{{ openclaw_postgres_password }}"
+
+- name: Migrate the shared database
+  openclaw.standalone.openclaw_db_schema:
+    name: openclaw
+    schema: shared
+    login_port: 5435
+    login_password: "{{ openclaw_postgres_password }}"
+
+- name: Show what would be applied, changing nothing
+  openclaw.standalone.openclaw_db_schema:
+    name: openclaw_aliya
+    login_port: 5435
+    login_password: "{{ openclaw_postgres_password }}"
+  check_mode: true
+  register: plan
+
+- name: Remove a tenant database for good (dumped to /var/backups/openclaw first)
+  openclaw.standalone.openclaw_db_schema:
+    name: openclaw_aliya
+    state: absent
+    purge: true
+    owner: openclaw_aliya
+    login_port: 5435
+    login_password: "{{ openclaw_postgres_password }}"
+"""
+
+RETURN = r"""
+applied:
+  description: Versions applied in this run, in order.
+  returned: always
+  type: list
+  elements: int
+  sample: [1, 2]
+pending:
+  description: Versions not yet applied. After a real run this is empty; in check mode it is what would run.
+  returned: always
+  type: list
+  elements: int
+  sample: [2]
+version:
+  description: Newest applied version after the run (in check mode, after the predicted run). V(0) when none.
+  returned: always
+  type: int
+  sample: 2
+baselined:
+  description: Whether an existing database without history was adopted by recording the baseline.
+  returned: always
+  type: bool
+created:
+  description: What this run created.
+  returned: always
+  type: dict
+  contains:
+    database:
+      description: The database was created.
+      type: bool
+    role:
+      description: The owner role was created.
+      type: bool
+  sample: {database: true, role: true}
+executed_statements:
+  description: Server-level and ownership statements run (or, in check mode, that would run). Passwords are masked.
+  returned: always
+  type: list
+  elements: str
+  sample: ['CREATE ROLE "openclaw_aliya" LOGIN PASSWORD ********', 'CREATE DATABASE "openclaw_aliya" OWNER "openclaw_aliya"']
+backup_file:
+  description: Dump written before the database was dropped.
+  returned: when O(state=absent) dropped a database
+  type: str
+  sample: /var/backups/openclaw/openclaw_aliya-20261123T120000Z.dump
+"""
+
+import contextlib
+import datetime
+import os
+import subprocess
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.openclaw.standalone.plugins.module_utils import dbadmin
+from ansible_collections.openclaw.standalone.plugins.module_utils.migrations import AdvisoryLock, HistoryRow, MigrationError, Migrator, load_migrations, plan
+from ansible_collections.openclaw.standalone.plugins.module_utils.postgres import (
+    ConnectionFailure,
+    connect,
+    ensure_psycopg2,
+    error_text,
+    postgres_common_argument_spec,
+    psycopg2,
+)
+from ansible_collections.openclaw.standalone.plugins.module_utils.validation import database_name_problems, role_name_problems
+
+
+def argument_spec():
+    spec = postgres_common_argument_spec()
+    spec.update(
+        name=dict(type="str", required=True, aliases=["db"]),
+        schema=dict(type="str", default="tenant", choices=["tenant", "shared"]),
+        owner=dict(type="str"),
+        owner_password=dict(type="str", no_log=True),
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+        purge=dict(type="bool", default=False),
+        backup_dir=dict(type="path", default="/var/backups/openclaw"),
+        pg_dump_path=dict(type="str", default="pg_dump"),
+        baseline=dict(type="str", default="auto", choices=["auto", "force", "never"]),
+        repair=dict(type="bool", default=False),
+        lock_timeout=dict(type="int", default=300),
+        migrations_path=dict(type="path"),
+        # Filled by the action plugin with the migration files read on the controller.
+        _migrations=dict(type="list", elements="dict"),
+    )
+    return spec
+
+
+class SchemaRun:
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.check = module.check_mode
+        self.statements = []
+        self.result = dict(
+            changed=False, applied=[], pending=[], version=0, baselined=False, created=dict(database=False, role=False), executed_statements=self.statements
+        )
+        self.before = {}
+        self.after = {}
+
+    def fail(self, msg, **kwargs):
+        self.module.fail_json(msg=msg, **dict(self.result, **kwargs))
+
+    def record(self, statements):
+        self.statements.extend(statements)
+        self.result["changed"] = True
+
+    # -- present -------------------------------------------------------------
+    def present(self, admin):
+        name, owner = self.params["name"], self.params["owner"]
+        migrations = self.migrations()
+        with admin.cursor() as cur:
+            if owner:
+                changes = dbadmin.role_changes(cur, owner, self.params["owner_password"])
+                self.before["role"] = "absent" if "create" in changes else "present"
+                self.after["role"] = "present"
+                if changes:
+                    self.result["created"]["role"] = "create" in changes
+                    self.record(self.role_statements(cur, owner, changes))
+            info = dbadmin.database_info(cur, name)
+            self.before["database"] = "absent" if info is None else "present"
+            self.after["database"] = "present"
+            if info is None:
+                self.result["created"]["database"] = True
+                if self.check:
+                    self.statements.append('CREATE DATABASE "%s"' % name)
+                    self.result["changed"] = True
+                    self.result["pending"] = [migration.version for migration in migrations]
+                    self.result["version"] = migrations[-1].version
+                    self.after.update(version=self.result["version"], owner=owner or self.params["login_user"], public_connect=False)
+                    self.before.update(version=0)
+                    return
+                self.create_database(cur, name, owner)
+                info = dbadmin.database_info(cur, name)
+            self.before.update(owner=info["owner"], public_connect=info["public_connect"])
+            self.after.update(owner=owner or info["owner"], public_connect=False)
+            if owner and info["owner"] != owner:
+                self.record(['ALTER DATABASE "%s" OWNER TO "%s"' % (name, owner)] if self.check else dbadmin.alter_database_owner(cur, name, owner))
+            if info["public_connect"]:
+                self.record(['REVOKE CONNECT, TEMPORARY ON DATABASE "%s" FROM PUBLIC' % name] if self.check else dbadmin.revoke_public_connect(cur, name))
+        self.migrate(name, owner, migrations)
+
+    def role_statements(self, cur, owner, changes):
+        if self.check:
+            return ['%s ROLE "%s" (%s)' % ("CREATE" if "create" in changes else "ALTER", owner, ", ".join(changes))]
+        try:
+            return dbadmin.apply_role(cur, owner, self.params["owner_password"], changes)
+        except (psycopg2.errors.DuplicateObject, psycopg2.errors.UniqueViolation):
+            # A parallel run created the role first; converge what is left.
+            remaining = dbadmin.role_changes(cur, owner, self.params["owner_password"])
+            self.result["created"]["role"] = False
+            return dbadmin.apply_role(cur, owner, self.params["owner_password"], remaining) if remaining else []
+
+    def create_database(self, cur, name, owner):
+        try:
+            self.record(dbadmin.create_database(cur, name, owner))
+        except (psycopg2.errors.DuplicateDatabase, psycopg2.errors.UniqueViolation):
+            # A parallel run was first (the catalog's unique index can fire
+            # before the duplicate check does).
+            self.result["created"]["database"] = False
+
+    def migrations(self):
+        files = self.params["_migrations"]
+        if files is None:
+            self.fail("no migration files reached the module; call it as openclaw.standalone.openclaw_db_schema so its action plugin runs")
+        try:
+            return load_migrations(files)
+        except MigrationError as exc:
+            self.fail(str(exc))
+
+    def migrate(self, name, owner, migrations):
+        conn = connect(self.params, dbname=name)
+        lock_conn = None
+        try:
+            if self.check:
+                # Check mode reads only: no lock, no history table, no writes.
+                conn.set_session(readonly=True)
+                lock = contextlib.nullcontext()
+            else:
+                lock_conn = connect(self.params, dbname=name, autocommit=True)
+                lock = AdvisoryLock(lock_conn, self.params["lock_timeout"])
+            with lock:
+                self.migrate_locked(Migrator(conn, migrations), migrations)
+                if owner:
+                    self.transfer_ownership(conn, owner)
+        finally:
+            conn.close()
+            if lock_conn is not None:
+                lock_conn.close()
+
+    def transfer_ownership(self, conn, owner):
+        with conn.cursor() as cur:
+            foreign = dbadmin.foreign_owned_objects(cur, owner)
+            if foreign and self.check:
+                self.record(['ALTER %s %s OWNER TO "%s"' % (kind, ".".join(filter(None, (schema, obj))), owner) for kind, schema, obj, _args in foreign])
+            elif foreign:
+                self.record(dbadmin.transfer_ownership(cur, foreign, owner))
+        conn.commit()
+
+    def migrate_locked(self, migrator, migrations):
+        history = migrator.history()
+        self.before["version"] = max((row.version for row in history), default=0)
+        if not history and not migrator.history_exists() and migrator.adoption(self.params["baseline"]) == "adopt":
+            self.result["baselined"] = True
+            self.result["changed"] = True
+            if self.check:
+                history = [_baseline_row(migrations[0])]
+            else:
+                migrator.baseline()
+                history = migrator.history()
+        pending, repairs = plan(migrations, history, repair=self.params["repair"])
+        if repairs:
+            self.result["changed"] = True
+            self.result["repaired"] = [migration.script for migration in repairs]
+            if not self.check:
+                migrator.repair(repairs)
+        self.result["pending"] = [migration.version for migration in pending]
+        if self.check:
+            self.result["changed"] = self.result["changed"] or bool(pending)
+            self.result["version"] = max([row.version for row in history] + self.result["pending"] + [0])
+            self.after["version"] = self.result["version"]
+            return
+        for migration in pending:
+            migrator.apply(migration)
+            self.result["applied"].append(migration.version)
+            self.result["changed"] = True
+        self.result["pending"] = []
+        self.result["version"] = max([row.version for row in history] + self.result["applied"] + [0])
+        self.after["version"] = self.result["version"]
+
+    # -- absent --------------------------------------------------------------
+    def absent(self, admin):
+        name, owner = self.params["name"], self.params["owner"]
+        with admin.cursor() as cur:
+            info = dbadmin.database_info(cur, name)
+            role = dbadmin.role_info(cur, owner) if owner else None
+            self.before = {"database": "absent" if info is None else "present"}
+            self.after = {"database": "absent"}
+            if owner:
+                self.before["role"] = "absent" if role is None else "present"
+                self.after["role"] = "absent"
+            if info is not None:
+                if self.check:
+                    self.record(['DROP DATABASE "%s" WITH (FORCE)' % name])
+                else:
+                    self.result["backup_file"] = self.dump(name)
+                    self.record(dbadmin.drop_database(cur, name))
+            if role is not None:
+                if self.check:
+                    self.record(['DROP ROLE "%s"' % owner])
+                else:
+                    try:
+                        self.record(dbadmin.drop_role(cur, owner))
+                    except psycopg2.errors.DependentObjectsStillExist as exc:
+                        self.module.warn("role %s was kept: it still owns or is granted objects elsewhere (%s)" % (owner, error_text(exc)))
+
+    def dump(self, name):
+        backup_dir = self.params["backup_dir"]
+        try:
+            os.makedirs(backup_dir, mode=0o700, exist_ok=True)
+        except OSError as exc:
+            self.fail("cannot create backup_dir %s: %s" % (backup_dir, exc))
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        final = os.path.join(backup_dir, "%s-%s.dump" % (name, stamp))
+        handle, partial = tempfile.mkstemp(prefix=".%s-" % name, suffix=".dump.partial", dir=backup_dir)
+        os.close(handle)
+        env = dict(os.environ, PGCONNECT_TIMEOUT=str(self.params["connect_timeout"]), PGSSLMODE=self.params["ssl_mode"])
+        if self.params["login_password"]:
+            env["PGPASSWORD"] = self.params["login_password"]  # never on the command line
+        command = [
+            self.params["pg_dump_path"],
+            "--format=custom",
+            "--host", self.params["login_host"],
+            "--port", str(self.params["login_port"]),
+            "--username", self.params["login_user"],
+            "--dbname", name,
+            "--file", partial,
+        ]  # fmt: skip
+        try:
+            completed = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        except OSError as exc:
+            os.unlink(partial)
+            self.fail("cannot run %s to dump %s before dropping it: %s; nothing was dropped" % (self.params["pg_dump_path"], name, exc))
+        if completed.returncode != 0:
+            os.unlink(partial)
+            self.fail("pg_dump of %s failed (%d), nothing was dropped: %s" % (name, completed.returncode, completed.stderr.strip()))
+        os.chmod(partial, 0o600)
+        os.rename(partial, final)
+        return final
+
+
+def _baseline_row(migration):
+    return HistoryRow(migration.version, migration.description, migration.script, migration.checksum, "BASELINE", True)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        supports_check_mode=True,
+        required_by={"owner_password": "owner"},
+    )
+    params = module.params
+
+    problems = database_name_problems(params["name"], params["schema"])
+    if params["owner"] is not None:
+        problems += role_name_problems(params["owner"])
+    if problems:
+        module.fail_json(msg="invalid input, nothing was done: " + "; ".join(str(problem) for problem in problems))
+    if params["state"] == "absent" and not params["purge"]:
+        module.fail_json(
+            msg="state=absent drops database %s and all its data; set purge=true to confirm (it is dumped to %s first)" % (params["name"], params["backup_dir"])
+        )
+    ensure_psycopg2(module)
+
+    run = SchemaRun(module)
+    try:
+        admin = connect(params, autocommit=True)
+    except ConnectionFailure as exc:
+        module.fail_json(msg=str(exc))
+    try:
+        if params["state"] == "present":
+            run.present(admin)
+        else:
+            run.absent(admin)
+    except ConnectionFailure as exc:
+        run.fail(str(exc))
+    except MigrationError as exc:
+        run.fail("%s: %s" % (params["name"], exc))
+    except psycopg2.Error as exc:
+        run.fail("database error on %s: %s" % (params["name"], error_text(exc)))
+    finally:
+        admin.close()
+
+    if module._diff:
+        run.result["diff"] = dict(before=run.before, after=run.after)
+    module.exit_json(**run.result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,327 @@
+"""openclaw_db_schema against a real PostgreSQL cluster, called the way operators call it (ad hoc)."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import stat
+import subprocess
+import threading
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from harness import catalog
+from harness.ansible import REPO_ROOT, run_module
+from harness.common import free_port
+
+MODULE = "openclaw.standalone.openclaw_db_schema"
+TENANT_MIGRATIONS = REPO_ROOT / "migrations" / "tenant"
+
+
+def unique_slug() -> str:
+    return "t" + secrets.token_hex(4)
+
+
+def schema(pg_cluster, **args):
+    return {**pg_cluster.connection_options(), **args}
+
+
+def query(pg_cluster, dbname: str, statement: str, params=(), user=None, password=None):
+    with psycopg2.connect(pg_cluster.dsn_for(dbname, user=user, password=password)) as conn, conn.cursor() as cur:
+        cur.execute(statement, params)
+        return cur.fetchall() if cur.description else None
+
+
+def history(pg_cluster, dbname: str):
+    return query(pg_cluster, dbname, "SELECT version, type, script, success FROM openclaw_meta.schema_history ORDER BY version")
+
+
+def database_exists(pg_cluster, dbname: str) -> bool:
+    return bool(query(pg_cluster, "postgres", "SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)))
+
+
+def write_migrations(directory: Path, files: dict[str, str]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for existing in directory.glob("*.sql"):
+        existing.unlink()
+    for name, text in files.items():
+        (directory / name).write_text(text, encoding="utf-8")
+    return directory
+
+
+@pytest.fixture
+def tenant(pg_cluster):
+    """A tenant database name and owner role, dropped after the test."""
+    slug = unique_slug()
+    names = {"name": f"openclaw_{slug}", "owner": f"openclaw_{slug}", "owner_password": secrets.token_urlsafe(18)}
+    yield names
+    pg_cluster.admin(f'DROP DATABASE IF EXISTS "{names["name"]}" WITH (FORCE)', f'DROP ROLE IF EXISTS "{names["owner"]}"')
+
+
+def test_fresh_database_gets_the_reference_schema_then_nothing_changes(pg_cluster, tenant):
+    first = run_module(MODULE, schema(pg_cluster, **tenant), "--diff")
+    assert first.returncode == 0, first.stdout + first.stderr
+    result = first.result
+    assert result["changed"] is True
+    assert result["created"] == {"database": True, "role": True}
+    assert result["applied"] == [1]
+    assert result["version"] == 1
+    assert result["diff"]["before"]["database"] == "absent"
+    assert result["diff"]["after"]["version"] == 1
+
+    dsn = pg_cluster.dsn_for(tenant["name"])
+    assert catalog.differences(catalog.reference("tenant"), catalog.snapshot(dsn)) == []
+    assert history(pg_cluster, tenant["name"]) == [(1, "SQL", "V001__baseline.sql", True)]
+    assert query(pg_cluster, tenant["name"], "SELECT id FROM config") == [(1,)]
+    assert query(pg_cluster, tenant["name"], "SELECT from_currency, to_currency, rate FROM currency_rates")[0][:2] == ("USD", "KZT")
+    # Everything belongs to the tenant's role.
+    owners = query(
+        pg_cluster,
+        tenant["name"],
+        "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE nspname IN ('public', 'openclaw_meta')",
+    )
+    assert owners == [(tenant["owner"],)]
+
+    second = run_module(MODULE, schema(pg_cluster, **tenant))
+    assert second.result["changed"] is False
+    assert second.result["applied"] == []
+    assert second.result["executed_statements"] == []
+
+    checked = run_module(MODULE, schema(pg_cluster, **tenant), "--check")
+    assert checked.result["changed"] is False
+    assert checked.result["pending"] == []
+
+
+def test_check_mode_on_a_missing_database_creates_nothing(pg_cluster, tenant):
+    checked = run_module(MODULE, schema(pg_cluster, **tenant), "--check", "--diff")
+    assert checked.returncode == 0, checked.stdout
+    assert checked.result["changed"] is True
+    assert checked.result["pending"] == [1]
+    assert not database_exists(pg_cluster, tenant["name"])
+    assert query(pg_cluster, "postgres", "SELECT 1 FROM pg_roles WHERE rolname = %s", (tenant["owner"],)) == []
+
+
+def test_check_mode_reports_pending_and_writes_nothing(pg_cluster, tenant, tmp_path):
+    migrations = write_migrations(tmp_path / "m", {"V001__first.sql": "CREATE TABLE first (id int PRIMARY KEY);\n"})
+    assert run_module(MODULE, schema(pg_cluster, migrations_path=str(migrations), **tenant)).returncode == 0
+    write_migrations(
+        migrations,
+        {"V001__first.sql": "CREATE TABLE first (id int PRIMARY KEY);\n", "V002__second.sql": "CREATE TABLE second (id int PRIMARY KEY);\n"},
+    )
+    before = catalog.snapshot(pg_cluster.dsn_for(tenant["name"]))
+    checked = run_module(MODULE, schema(pg_cluster, migrations_path=str(migrations), **tenant), "--check")
+    assert checked.result["changed"] is True
+    assert checked.result["pending"] == [2]
+    assert checked.result["version"] == 2
+    assert catalog.snapshot(pg_cluster.dsn_for(tenant["name"])) == before
+    assert history(pg_cluster, tenant["name"]) == [(1, "SQL", "V001__first.sql", True)]
+
+    applied = run_module(MODULE, schema(pg_cluster, migrations_path=str(migrations), **tenant))
+    assert applied.result["applied"] == [2]
+    assert "second" in catalog.snapshot(pg_cluster.dsn_for(tenant["name"]))["tables"]
+
+
+def test_changed_applied_file_fails_naming_it_unless_repaired(pg_cluster, tenant, tmp_path):
+    migrations = write_migrations(tmp_path / "m", {"V001__first.sql": "CREATE TABLE first (id int);\n"})
+    assert run_module(MODULE, schema(pg_cluster, migrations_path=str(migrations), **tenant)).returncode == 0
+    write_migrations(migrations, {"V001__first.sql": "CREATE TABLE first (id bigint);\n"})
+
+    drift = run_module(MODULE, schema(pg_cluster, migrations_path=str(migrations), **tenant))
+    assert drift.returncode != 0
+    assert "checksum of applied migration V001__first.sql changed" in drift.result["msg"]
+
+    repaired = run_module(MODULE, schema(pg_cluster, migrations_path=str(migrations), repair=True, **tenant))
+    assert repaired.returncode == 0, repaired.stdout
+    assert repaired.result["changed"] is True
+    assert repaired.result["repaired"] == ["V001__first.sql"]
+    assert run_module(MODULE, schema(pg_cluster, migrations_path=str(migrations), **tenant)).result["changed"] is False
+
+
+def test_failing_migration_rolls_back_completely_and_names_file_and_line(pg_cluster, tenant, tmp_path):
+    good = "CREATE TABLE first (id int);\n"
+    migrations = write_migrations(tmp_path / "m", {"V001__first.sql": good})
+    assert run_module(MODULE, schema(pg_cluster, migrations_path=str(migrations), **tenant)).returncode == 0
+    before = catalog.snapshot(pg_cluster.dsn_for(tenant["name"]))
+    write_migrations(
+        migrations,
+        {"V001__first.sql": good, "V002__broken.sql": "CREATE TABLE second (id int);\nINSERT INTO second VALUES (1);\nSELECT no_such_column FROM second;\n"},
+    )
+    failed = run_module(MODULE, schema(pg_cluster, migrations_path=str(migrations), **tenant))
+    assert failed.returncode != 0
+    message = failed.result["msg"]
+    assert "V002__broken.sql failed at line 3 and was rolled back" in message
+    assert 'column "no_such_column" does not exist' in message
+    assert catalog.snapshot(pg_cluster.dsn_for(tenant["name"])) == before
+    assert history(pg_cluster, tenant["name"]) == [(1, "SQL", "V001__first.sql", True)]
+
+
+def test_concurrent_runs_apply_each_migration_exactly_once(pg_cluster, tenant, tmp_path):
+    # pg_sleep makes the first migration slow enough that the runs overlap.
+    migrations = write_migrations(
+        tmp_path / "m",
+        {
+            "V001__slow.sql": "SELECT pg_sleep(1.5);\nCREATE TABLE counter (n int);\n",
+            "V002__insert.sql": "INSERT INTO counter VALUES (1);\n",
+        },
+    )
+    runs = []
+
+    def migrate():
+        runs.append(run_module(MODULE, schema(pg_cluster, migrations_path=str(migrations), **tenant)))
+
+    threads = [threading.Thread(target=migrate) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+
+    assert [run.returncode for run in runs] == [0, 0, 0], [run.stdout for run in runs]
+    applied = sorted(version for run in runs for version in run.result["applied"])
+    assert applied == [1, 2]
+    assert query(pg_cluster, tenant["name"], "SELECT count(*) FROM counter") == [(1,)]
+    assert [row[0] for row in history(pg_cluster, tenant["name"])] == [1, 2]
+
+
+def seed_style_database(pg_cluster, dbname: str, drop_table: str | None = None):
+    """A database as the seed's create-client.sh left it: baseline tables owned by postgres, rows, no history."""
+    pg_cluster.admin(f'CREATE DATABASE "{dbname}"')
+    with psycopg2.connect(pg_cluster.dsn_for(dbname)) as conn, conn.cursor() as cur:
+        cur.execute((TENANT_MIGRATIONS / "V001__baseline.sql").read_text(encoding="utf-8"))
+        cur.execute("UPDATE config SET fb_page_id = %s WHERE id = 1", ("page-42",))
+        cur.execute("INSERT INTO wa_dialogs (phone, name, incoming_count) VALUES (%s, %s, %s)", ("77011234567", "Aliya", 5))
+        if drop_table:
+            cur.execute(f"DROP TABLE {drop_table} CASCADE")
+
+
+def test_seed_style_database_is_adopted_without_touching_data(pg_cluster, tenant):
+    seed_style_database(pg_cluster, tenant["name"])
+    adopted = run_module(MODULE, schema(pg_cluster, **tenant))
+    assert adopted.returncode == 0, adopted.stdout
+    assert adopted.result["baselined"] is True
+    assert adopted.result["applied"] == []
+    assert history(pg_cluster, tenant["name"]) == [(1, "BASELINE", "V001__baseline.sql", True)]
+    assert query(pg_cluster, tenant["name"], "SELECT fb_page_id FROM config WHERE id = 1") == [("page-42",)]
+    assert query(pg_cluster, tenant["name"], "SELECT phone, name, incoming_count FROM wa_dialogs") == [("77011234567", "Aliya", 5)]
+    # Adopted tables now belong to the tenant's role, which can use them.
+    assert query(pg_cluster, tenant["name"], "SELECT count(*) FROM wa_dialogs", user=tenant["owner"], password=tenant["owner_password"]) == [(1,)]
+    assert run_module(MODULE, schema(pg_cluster, **tenant)).result["changed"] is False
+
+
+def test_partially_present_database_is_refused_naming_missing_tables(pg_cluster, tenant):
+    seed_style_database(pg_cluster, tenant["name"], drop_table="wa_messages")
+    refused = run_module(MODULE, schema(pg_cluster, **tenant))
+    assert refused.returncode != 0
+    assert "missing: wa_messages" in refused.result["msg"]
+    assert query(pg_cluster, tenant["name"], "SELECT to_regclass('openclaw_meta.schema_history')") == [(None,)]
+
+    forced = run_module(MODULE, schema(pg_cluster, baseline="force", **tenant))
+    assert forced.returncode == 0, forced.stdout
+    assert forced.result["baselined"] is True
+
+
+def test_tenant_role_cannot_open_another_tenants_database(pg_cluster, tenant):
+    other = {"name": tenant["name"] + "x", "owner": tenant["owner"] + "x", "owner_password": secrets.token_urlsafe(18)}
+    try:
+        assert run_module(MODULE, schema(pg_cluster, **tenant)).returncode == 0
+        assert run_module(MODULE, schema(pg_cluster, **other)).returncode == 0
+        own = query(pg_cluster, tenant["name"], "SELECT current_user", user=tenant["owner"], password=tenant["owner_password"])
+        assert own == [(tenant["owner"],)]
+        with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+            query(pg_cluster, other["name"], "SELECT 1", user=tenant["owner"], password=tenant["owner_password"])
+    finally:
+        pg_cluster.admin(f'DROP DATABASE IF EXISTS "{other["name"]}" WITH (FORCE)', f'DROP ROLE IF EXISTS "{other["owner"]}"')
+
+
+def test_changed_owner_password_is_set_and_never_printed(pg_cluster, tenant):
+    assert run_module(MODULE, schema(pg_cluster, **tenant)).returncode == 0
+    new_password = "rotated-" + secrets.token_hex(8)
+    rotated = run_module(MODULE, schema(pg_cluster, **{**tenant, "owner_password": new_password}), "-vvv")
+    assert rotated.result["changed"] is True
+    assert any("PASSWORD ********" in statement for statement in rotated.result["executed_statements"])
+    assert new_password not in rotated.stdout + rotated.stderr
+    assert query(pg_cluster, tenant["name"], "SELECT 1", user=tenant["owner"], password=new_password) == [(1,)]
+    assert run_module(MODULE, schema(pg_cluster, **{**tenant, "owner_password": new_password})).result["changed"] is False
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"name": "openclaw_Bad"}, "slug-charset"),
+        ({"name": "aliya"}, "a tenant database is named openclaw_<slug>"),
+        ({"name": 'openclaw_x"; DROP DATABASE postgres; --'}, "slug-charset"),
+        ({"name": "openclaw_ok", "owner": "pg_admin"}, "reserved by PostgreSQL"),
+        ({"name": "openclaw_ok", "owner": "Robert'); DROP TABLE"}, "role-name"),
+        ({"name": "Openclaw", "schema": "shared"}, "database-name"),
+    ],
+)
+def test_bad_names_are_refused_before_connecting(args, message):
+    # Port 9 on loopback has no PostgreSQL: reaching it would be a connection error instead.
+    refused = run_module(MODULE, {"login_host": "127.0.0.1", "login_port": 9, **args})
+    assert refused.returncode != 0
+    assert "invalid input, nothing was done" in refused.result["msg"]
+    assert message in refused.result["msg"]
+
+
+def test_unreachable_server_is_one_clear_error():
+    refused = run_module(MODULE, {"name": "openclaw_down", "login_host": "127.0.0.1", "login_port": free_port(), "login_password": "x", "connect_timeout": 3})
+    assert refused.returncode != 0
+    assert refused.result["msg"].startswith("unable to connect to database postgres on 127.0.0.1:")
+    assert "Traceback" not in refused.stdout
+
+
+def test_absent_without_purge_is_refused(pg_cluster, tenant):
+    assert run_module(MODULE, schema(pg_cluster, **tenant)).returncode == 0
+    refused = run_module(MODULE, schema(pg_cluster, state="absent", **tenant))
+    assert refused.returncode != 0
+    assert "set purge=true to confirm" in refused.result["msg"]
+    assert database_exists(pg_cluster, tenant["name"])
+
+
+def test_purge_dumps_first_and_the_dump_restores(pg_cluster, tenant, tmp_path):
+    assert run_module(MODULE, schema(pg_cluster, **tenant)).returncode == 0
+    query(pg_cluster, tenant["name"], "INSERT INTO wa_dialogs (phone, name) VALUES ('77010000001', 'kept')")
+    backups = tmp_path / "backups"
+
+    checked = run_module(MODULE, schema(pg_cluster, state="absent", purge=True, backup_dir=str(backups), **tenant), "--check")
+    assert checked.result["changed"] is True
+    assert database_exists(pg_cluster, tenant["name"])
+    assert not backups.exists()
+
+    pg_dump = shutil.which("pg_dump") or f"{pg_cluster.bindir}/pg_dump"
+    purged = run_module(MODULE, schema(pg_cluster, state="absent", purge=True, backup_dir=str(backups), pg_dump_path=pg_dump, **tenant))
+    assert purged.returncode == 0, purged.stdout
+    dump = Path(purged.result["backup_file"])
+    assert dump.parent == backups
+    assert stat.S_IMODE(dump.stat().st_mode) == 0o600
+    assert not database_exists(pg_cluster, tenant["name"])
+    assert run_module(MODULE, schema(pg_cluster, state="absent", purge=True, backup_dir=str(backups), **tenant)).result["changed"] is False
+
+    restored = tenant["name"] + "_restored"
+    pg_cluster.admin(f'CREATE DATABASE "{restored}"')
+    try:
+        completed = subprocess.run(
+            [f"{pg_cluster.bindir}/pg_restore", "--no-owner", "-h", pg_cluster.host, "-p", str(pg_cluster.port), "-U", "postgres", "-d", restored, str(dump)],
+            env={"PGPASSWORD": pg_cluster.password},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert completed.returncode == 0, completed.stderr
+        assert query(pg_cluster, restored, "SELECT name FROM wa_dialogs") == [("kept",)]
+        assert query(pg_cluster, restored, "SELECT version FROM openclaw_meta.schema_history") == [(1,)]
+    finally:
+        pg_cluster.admin(f'DROP DATABASE IF EXISTS "{restored}"')
+
+
+def test_shared_database_matches_its_reference(pg_cluster):
+    name = "openclaw_shared_" + secrets.token_hex(3)
+    try:
+        created = run_module(MODULE, schema(pg_cluster, name=name, schema="shared"))
+        assert created.returncode == 0, created.stdout
+        assert created.result["applied"] == [1]
+        assert catalog.differences(catalog.reference("shared"), catalog.snapshot(pg_cluster.dsn_for(name))) == []
+        assert run_module(MODULE, schema(pg_cluster, name=name, schema="shared")).result["changed"] is False
+    finally:
+        pg_cluster.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -24,7 +24,7 @@ description:
     database is revoked from C(PUBLIC), so one tenant's role cannot open another tenant's database.
   - The migration files are read on the controller by the module's action plugin, from the collection
     (or O(migrations_path)), and sent along with the module; nothing needs to be copied to the server.
-author: openclaw.standalone maintainers
+author: OpenClaw Standalone maintainers (@openclaw-standalone)
 extends_documentation_fragment:
   - openclaw.standalone.postgres
   - openclaw.standalone.attributes
@@ -110,6 +110,12 @@ options:
       - Directory on the controller with the C(V<NNN>__<description>.sql) files to use instead of the
         collection's own C(migrations/<schema>/).
     type: path
+  _migrations:
+    description:
+      - Internal, set by the module's action plugin to the migration files it read on the controller
+        (O(migrations_path) or the collection's own). Do not set it.
+    type: list
+    elements: dict
 seealso:
   - name: PostgreSQL advisory locks
     description: How concurrent migrators are serialized.

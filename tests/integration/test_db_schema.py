@@ -171,7 +171,7 @@ def test_concurrent_runs_apply_each_migration_exactly_once(pg_cluster, tenant, t
     def migrate():
         runs.append(run_module(MODULE, schema(pg_cluster, migrations_path=str(migrations), **tenant)))
 
-    threads = [threading.Thread(target=migrate) for _ in range(3)]
+    threads = [threading.Thread(target=migrate) for _index in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A stand-in for the OpenClaw gateway, for tests that run without the real one.
 
 It answers on the gateway's port and paths with the gateway's auth rules, so
@@ -123,7 +122,7 @@ class GatewayHandler(BaseHTTPRequestHandler):
 
     def presented_token(self) -> str | None:
         header = self.headers.get("Authorization", "")
-        scheme, _, value = header.partition(" ")
+        scheme, _space, value = header.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
         tokens = parse_qs(urlsplit(self.path).query).get("token")

@@ -12,7 +12,8 @@ VENV        := $(REPO)/.venv
 SYSTEM_PY   := /usr/bin/python3
 COLLECTIONS := $(REPO)/.build/collections
 LINK        := $(COLLECTIONS)/ansible_collections/openclaw/standalone
-CACHE       := $(REPO)/.cache
+# Survives fresh clones on the same machine (rootfs tarball, sanity venv).
+CACHE       ?= $(HOME)/.cache/openclaw-standalone
 
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(REPO)/ansible.cfg

@@ -269,7 +269,8 @@ main() {
     )"
     tarball="$ROOTFS_DIR/$SUITE-$hash.tar"
 
-    if [[ $FORCE -eq 1 || ! -s "$tarball" ]]; then
+    # The tarball is only needed to import a base image that is not there yet.
+    if [[ $FORCE -eq 1 || (! -s "$tarball" && -z "$(image_id "$BASE_REPO:$hash")") ]]; then
         local started=$SECONDS
         build_rootfs "$tarball" "$arch" "$LOG_DIR/debootstrap-$SUITE-$hash.log"
         # Older recipes' tarballs are never used again.

@@ -81,9 +81,22 @@ options:
     default: /var/backups/openclaw
   pg_dump_path:
     description:
-      - C(pg_dump) program on the managed host. Its major version must be at least the server's.
+      - C(pg_dump) program on the managed host, or a wrapper that accepts the same arguments and writes the
+        dump to standard output (for example one that runs C(pg_dump) inside the PostgreSQL container).
+      - Its major version must be at least the server's.
     type: str
     default: pg_dump
+  backup:
+    description:
+      - Dump an existing database (C(pg_dump -Fc)) to O(backup_dir) before applying pending migrations to it.
+        Nothing is dumped when nothing is pending or the database was just created.
+    type: bool
+    default: false
+  backup_keep:
+    description:
+      - How many pre-migration dumps of this database to keep in O(backup_dir); older ones are deleted.
+    type: int
+    default: 7
   baseline:
     description:
       - How to treat an existing database with tables but no migration history.
@@ -199,8 +212,8 @@ executed_statements:
   elements: str
   sample: ['CREATE ROLE "openclaw_aliya" LOGIN PASSWORD ********', 'CREATE DATABASE "openclaw_aliya" OWNER "openclaw_aliya"']
 backup_file:
-  description: Dump written before the database was dropped.
-  returned: when O(state=absent) dropped a database
+  description: Dump written before the database was dropped, or before pending migrations were applied.
+  returned: when a dump was written
   type: str
   sample: /var/backups/openclaw/openclaw_aliya-20261123T120000Z.dump
 """
@@ -237,6 +250,8 @@ def argument_spec():
         purge=dict(type="bool", default=False),
         backup_dir=dict(type="path", default="/var/backups/openclaw"),
         pg_dump_path=dict(type="str", default="pg_dump"),
+        backup=dict(type="bool", default=False),
+        backup_keep=dict(type="int", default=7),
         baseline=dict(type="str", default="auto", choices=["auto", "force", "never"]),
         repair=dict(type="bool", default=False),
         lock_timeout=dict(type="int", default=300),
@@ -381,6 +396,9 @@ class SchemaRun:
             self.result["version"] = max([row.version for row in history] + self.result["pending"] + [0])
             self.after["version"] = self.result["version"]
             return
+        if pending and self.params["backup"] and not self.result["created"]["database"]:
+            self.result["backup_file"] = self.dump(self.params["name"], label="pre-v%03d" % pending[0].version)
+            self.prune_backups(self.params["name"])
         for migration in pending:
             migrator.apply(migration)
             self.result["applied"].append(migration.version)
@@ -415,16 +433,16 @@ class SchemaRun:
                     except psycopg2.errors.DependentObjectsStillExist as exc:
                         self.module.warn("role %s was kept: it still owns or is granted objects elsewhere (%s)" % (owner, error_text(exc)))
 
-    def dump(self, name):
+    def dump(self, name, label=None):
+        """pg_dump -Fc of ``name`` into backup_dir, written under a temporary name and renamed when complete."""
         backup_dir = self.params["backup_dir"]
         try:
             os.makedirs(backup_dir, mode=0o700, exist_ok=True)
         except OSError as exc:
             self.fail("cannot create backup_dir %s: %s" % (backup_dir, exc))
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        final = os.path.join(backup_dir, "%s-%s.dump" % (name, stamp))
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        final = os.path.join(backup_dir, "%s-%s%s.dump" % (name, stamp, "-" + label if label else ""))
         handle, partial = tempfile.mkstemp(prefix=".%s-" % name, suffix=".dump.partial", dir=backup_dir)
-        os.close(handle)
         env = dict(os.environ, PGCONNECT_TIMEOUT=str(self.params["connect_timeout"]), PGSSLMODE=self.params["ssl_mode"])
         if self.params["login_password"]:
             env["PGPASSWORD"] = self.params["login_password"]  # never on the command line
@@ -435,19 +453,36 @@ class SchemaRun:
             "--port", str(self.params["login_port"]),
             "--username", self.params["login_user"],
             "--dbname", name,
-            "--file", partial,
         ]  # fmt: skip
+        what = "nothing was dropped" if label is None else "no migration was applied"
         try:
-            completed = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+            with os.fdopen(handle, "wb") as output:
+                completed = subprocess.run(command, env=env, stdout=output, stderr=subprocess.PIPE, check=False)
         except OSError as exc:
             os.unlink(partial)
-            self.fail("cannot run %s to dump %s before dropping it: %s; nothing was dropped" % (self.params["pg_dump_path"], name, exc))
+            self.fail("cannot run %s to dump %s: %s; %s" % (self.params["pg_dump_path"], name, exc, what))
         if completed.returncode != 0:
             os.unlink(partial)
-            self.fail("pg_dump of %s failed (%d), nothing was dropped: %s" % (name, completed.returncode, completed.stderr.strip()))
+            self.fail("pg_dump of %s failed (%d), %s: %s" % (name, completed.returncode, what, completed.stderr.decode("utf-8", "replace").strip()))
         os.chmod(partial, 0o600)
         os.rename(partial, final)
         return final
+
+    def prune_backups(self, name):
+        """Keep the newest backup_keep pre-migration dumps of ``name``; purge dumps are never pruned."""
+        backup_dir = self.params["backup_dir"]
+        prefix = name + "-"
+        dumps = sorted(
+            entry
+            for entry in os.listdir(backup_dir)
+            if entry.startswith(prefix) and entry.endswith(".dump") and "-pre-v" in entry and entry[len(prefix) : len(prefix) + 1].isdigit()
+        )
+        keep = max(self.params["backup_keep"], 1)
+        pruned = dumps[:-keep]
+        for entry in pruned:
+            os.unlink(os.path.join(backup_dir, entry))
+        if pruned:
+            self.result["pruned_backups"] = pruned
 
 
 def _baseline_row(migration):

@@ -325,3 +325,31 @@ def test_shared_database_matches_its_reference(pg_cluster):
         assert run_module(MODULE, schema(pg_cluster, name=name, schema="shared")).result["changed"] is False
     finally:
         pg_cluster.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_existing_database_is_dumped_before_pending_migrations_with_retention(pg_cluster, tenant, tmp_path):
+    backups = tmp_path / "backups"
+    scripts = {"V001__first.sql": "CREATE TABLE t1 (id int);\n"}
+    migrations = write_migrations(tmp_path / "m", scripts)
+    options = schema(pg_cluster, migrations_path=str(migrations), backup=True, backup_keep=2, backup_dir=str(backups), **tenant)
+
+    created = run_module(MODULE, options)
+    assert "backup_file" not in created.result  # nothing to lose in a new database
+
+    for version in (2, 3, 4):
+        scripts[f"V{version:03d}__step.sql"] = f"CREATE TABLE t{version} (id int);\n"
+        write_migrations(migrations, scripts)
+        stepped = run_module(MODULE, options)
+        assert stepped.returncode == 0, stepped.stdout
+        assert stepped.result["applied"] == [version]
+        assert stepped.result["backup_file"].endswith(f"-pre-v{version:03d}.dump")
+
+    kept = sorted(path.name for path in backups.glob("*.dump"))
+    assert [name.rsplit("-", 1)[-1] for name in kept] == ["v003.dump", "v004.dump"]
+    assert all(stat.S_IMODE(path.stat().st_mode) == 0o600 for path in backups.glob("*.dump"))
+    assert not list(backups.glob(".*partial"))
+
+    unchanged = run_module(MODULE, options)
+    assert unchanged.result["changed"] is False
+    assert "backup_file" not in unchanged.result
+    assert len(list(backups.glob("*.dump"))) == 2

@@ -78,3 +78,14 @@ def run_module(module: str, args: dict, *options: str, env: dict | None = None, 
         return ModuleRun(completed, records)
     finally:
         os.unlink(log)
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    """PLAY RECAP counters per host: {'aliya': {'ok': 3, 'changed': 1, ...}}."""
+    counters = {}
+    for line in output.split("PLAY RECAP", 1)[-1].splitlines():
+        host, _sep, rest = line.partition(" : ")
+        if not rest:
+            continue
+        counters[host.strip()] = {key: int(value) for key, value in (item.split("=") for item in rest.split())}
+    return counters

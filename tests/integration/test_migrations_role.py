@@ -1,0 +1,109 @@
+"""playbooks/migrate.yml with the migrations role, against a real PostgreSQL cluster."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import stat
+import sys
+
+import psycopg2
+import pytest
+import yaml
+
+from harness.ansible import REPO_ROOT, recap, run
+
+
+@pytest.fixture
+def site(pg_cluster, tmp_path):
+    """An inventory with one server (this host) and three tenants on the harness cluster."""
+    slugs = [f"m{secrets.token_hex(3)}" for _index in range(3)]
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    inventory = {
+        "all": {
+            "vars": {
+                "openclaw_domain": "example.test",
+                "openclaw_secrets_dir": str(tmp_path / "secrets"),
+                "openclaw_backup_dir": str(tmp_path / "backups"),
+                "openclaw_pg_dump_path": f"{pg_cluster.bindir}/pg_dump",
+                "openclaw_shared_database": "openclaw_shared_" + slugs[0],
+                **local,
+            }
+        },
+        "openclaw_servers": {
+            "hosts": {
+                "srv1": {
+                    "openclaw_postgres_host": pg_cluster.host,
+                    "openclaw_postgres_port": pg_cluster.port,
+                    "openclaw_postgres_password": pg_cluster.password,
+                }
+            }
+        },
+        "openclaw_tenants": {"hosts": {slug: {"openclaw_server": "srv1", "openclaw_port": 18801 + index} for index, slug in enumerate(slugs)}},
+    }
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump(inventory), encoding="utf-8")
+    yield {"inventory": path, "slugs": slugs, "tmp": tmp_path, "shared": inventory["all"]["vars"]["openclaw_shared_database"]}
+    pg_cluster.admin(
+        *[f'DROP DATABASE IF EXISTS "openclaw_{slug}" WITH (FORCE)' for slug in slugs],
+        *[f'DROP ROLE IF EXISTS "openclaw_{slug}"' for slug in slugs],
+        f'DROP DATABASE IF EXISTS "{inventory["all"]["vars"]["openclaw_shared_database"]}" WITH (FORCE)',
+    )
+
+
+def versions(pg_cluster, dbname):
+    with psycopg2.connect(pg_cluster.dsn_for(dbname)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT version FROM openclaw_meta.schema_history ORDER BY version")
+        return [row[0] for row in cur.fetchall()]
+
+
+def test_migrate_playbook_converges_then_changes_nothing(pg_cluster, site):
+    first = run("ansible-playbook", "-i", str(site["inventory"]), "playbooks/migrate.yml")
+    assert first.returncode == 0, first.stdout[-4000:]
+    counters = recap(first.stdout)
+    assert counters["srv1"]["changed"] >= 1
+    for slug in site["slugs"]:
+        assert counters[slug]["changed"] >= 2  # password generated, database created and migrated
+        assert versions(pg_cluster, f"openclaw_{slug}") == [1]
+        secret = site["tmp"] / "secrets" / f"db-{slug}.password"
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+        password = secret.read_text(encoding="utf-8").strip()
+        assert len(password) == 40
+        assert password not in first.stdout + first.stderr
+        # The generated password is the role's real password.
+        with psycopg2.connect(pg_cluster.dsn_for(f"openclaw_{slug}", user=f"openclaw_{slug}", password=password)) as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM config")
+            assert cur.fetchone() == (1,)
+    assert versions(pg_cluster, site["shared"]) == [1]
+    assert pg_cluster.password not in first.stdout + first.stderr
+
+    second = run("ansible-playbook", "-i", str(site["inventory"]), "playbooks/migrate.yml", "-v")
+    assert second.returncode == 0, second.stdout[-4000:]
+    assert {host: counters["changed"] for host, counters in recap(second.stdout).items()} == dict.fromkeys(["localhost", "srv1", *site["slugs"]], 0)
+    assert pg_cluster.password not in second.stdout + second.stderr
+    # Nothing was pending, so nothing was dumped.
+    assert sorted((site["tmp"] / "backups").glob("*.dump")) == []
+
+
+def test_new_migration_is_planned_by_check_then_applied_with_a_dump_per_database(pg_cluster, site):
+    assert run("ansible-playbook", "-i", str(site["inventory"]), "playbooks/migrate.yml").returncode == 0
+    migrations = site["tmp"] / "migrations"
+    shutil.copytree(REPO_ROOT / "migrations", migrations)
+    (migrations / "tenant" / "V002__add_dialog_note.sql").write_text("ALTER TABLE wa_dialogs ADD COLUMN note text;\n", encoding="utf-8")
+    extra = ["-e", f"openclaw_migrations_dir={migrations}"]
+
+    plan = run("ansible-playbook", "-i", str(site["inventory"]), "playbooks/migrate.yml", "--check", "--diff", *extra)
+    assert plan.returncode == 0, plan.stdout[-4000:]
+    planned = {host: counters["changed"] for host, counters in recap(plan.stdout).items()}
+    assert planned["srv1"] == 0
+    assert all(planned[slug] == 1 for slug in site["slugs"]), planned
+    for slug in site["slugs"]:
+        assert versions(pg_cluster, f"openclaw_{slug}") == [1]
+
+    applied = run("ansible-playbook", "-i", str(site["inventory"]), "playbooks/migrate.yml", *extra)
+    assert applied.returncode == 0, applied.stdout[-4000:]
+    for slug in site["slugs"]:
+        assert versions(pg_cluster, f"openclaw_{slug}") == [1, 2]
+        dumps = list((site["tmp"] / "backups").glob(f"openclaw_{slug}-*-pre-v002.dump"))
+        assert len(dumps) == 1
+    assert {host: counters["changed"] for host, counters in recap(applied.stdout).items()} == {"localhost": 0, "srv1": 0, **dict.fromkeys(site["slugs"], 1)}

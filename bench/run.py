@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -75,6 +76,51 @@ def bench_preflight_playbook() -> list[dict]:
     return rows
 
 
+def bench_migrate_playbook(tenants: int = 100) -> list[dict]:
+    """playbooks/migrate.yml on N tenant databases of a throwaway cluster: cold, one new migration, no-op."""
+    sys.path.insert(0, str(REPO_ROOT / "tests"))
+    from harness.postgres import PostgresCluster, postgres_bindir  # noqa: PLC0415 - test harness, only for this benchmark
+
+    venv_bin = Path(sys.executable).parent
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(REPO_ROOT / ".build" / "collections"))
+    rows = []
+    with PostgresCluster(bindir=postgres_bindir()) as cluster, tempfile.TemporaryDirectory() as directory:
+        work = Path(directory)
+        local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+        inventory = {
+            "all": {"vars": {"openclaw_domain": "bench.test", "openclaw_secrets_dir": str(work / "secrets"), "openclaw_backup_dir": str(work / "backups"),
+                             "openclaw_pg_dump_path": f"{cluster.bindir}/pg_dump", **local}},
+            "openclaw_servers": {"hosts": {"srv1": {"openclaw_postgres_port": cluster.port, "openclaw_postgres_password": cluster.password}}},
+            "openclaw_tenants": {"hosts": {f"t{index:03d}": {"openclaw_server": "srv1", "openclaw_port": 20000 + index} for index in range(tenants)}},
+        }  # fmt: skip
+        path = work / "hosts.json"
+        path.write_text(json.dumps(inventory), encoding="utf-8")
+        migrations = work / "migrations"
+        shutil.copytree(REPO_ROOT / "migrations", migrations)
+        command = [
+            str(venv_bin / "ansible-playbook"),
+            "-i",
+            str(path),
+            str(REPO_ROOT / "playbooks" / "migrate.yml"),
+            "-e",
+            f"openclaw_migrations_dir={migrations}",
+        ]
+
+        def measure(label):
+            start = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True, env=env, cwd=REPO_ROOT)
+            seconds = time.perf_counter() - start
+            rows.append(
+                {"benchmark": f"migrate_playbook_{label}", "tenants": tenants, "seconds": round(seconds, 2), "per_tenant_us": round(seconds / tenants * 1e6)}
+            )
+
+        measure("cold")
+        (migrations / "tenant" / "V002__bench_note.sql").write_text("ALTER TABLE wa_dialogs ADD COLUMN bench_note text;\n", encoding="utf-8")
+        measure("one_new_migration")
+        measure("warm")
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--output", type=Path, required=True)
@@ -82,7 +128,7 @@ def main() -> int:
     results = {
         "machine": {"python": platform.python_version(), "processor": platform.machine(), "cpus": os.cpu_count()},
         "taken_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "results": bench_preflight() + bench_preflight_playbook(),
+        "results": bench_preflight() + bench_preflight_playbook() + bench_migrate_playbook(),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

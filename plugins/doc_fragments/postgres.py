@@ -30,7 +30,14 @@ options:
   login_password:
     description:
       - Password of O(login_user).
+      - Mutually exclusive with O(login_password_file).
     type: str
+  login_password_file:
+    description:
+      - File on the managed host holding the password of O(login_user) (for example one the server role
+        generated). The password is read there and never passes through the controller.
+      - Mutually exclusive with O(login_password).
+    type: path
   login_db:
     description:
       - Database to connect to for server-wide work (creating or dropping the target database).

@@ -36,10 +36,33 @@ def postgres_common_argument_spec():
         login_port=dict(type="int", default=5432),
         login_user=dict(type="str", default="postgres"),
         login_password=dict(type="str", no_log=True),
+        login_password_file=dict(type="path"),
         login_db=dict(type="str", default="postgres"),
         connect_timeout=dict(type="int", default=10),
         ssl_mode=dict(type="str", default="prefer", choices=["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]),
     )
+
+
+POSTGRES_MUTUALLY_EXCLUSIVE = [("login_password", "login_password_file")]
+
+
+def read_secret_file(module, path, option):
+    """A secret kept in a file on the managed host; registered so it is masked in every output."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            secret = handle.read().strip()
+    except OSError as exc:
+        module.fail_json(msg="cannot read %s %s: %s" % (option, path, exc.strerror))
+    if not secret:
+        module.fail_json(msg="%s %s is empty" % (option, path))
+    module.no_log_values.add(secret)
+    return secret
+
+
+def resolve_login_password(module):
+    """Fill login_password from login_password_file, so the secret never leaves the managed host."""
+    if module.params.get("login_password_file"):
+        module.params["login_password"] = read_secret_file(module, module.params["login_password_file"], "login_password_file")
 
 
 def ensure_psycopg2(module):

@@ -61,7 +61,15 @@ options:
     description:
       - Password of O(owner). Set when the role is created and changed when it differs (compared against the
         stored SCRAM or md5 verifier, never read back).
+      - Mutually exclusive with O(owner_password_file).
     type: str
+  owner_password_file:
+    description:
+      - File on the managed host with the password of O(owner). When the file does not exist, a random
+        password is generated on the managed host and written there first (mode 0600, directory 0700), so it
+        never passes through the controller. An existing file is always reused.
+      - Mutually exclusive with O(owner_password).
+    type: path
   state:
     description:
       - V(present) creates and migrates the database. V(absent) dumps it to O(backup_dir) and drops it, and
@@ -211,6 +219,11 @@ executed_statements:
   type: list
   elements: str
   sample: ['CREATE ROLE "openclaw_aliya" LOGIN PASSWORD ********', 'CREATE DATABASE "openclaw_aliya" OWNER "openclaw_aliya"']
+generated_password_file:
+  description: O(owner_password_file) did not exist and a new password was generated into it (in check mode, would be).
+  returned: when a password was generated
+  type: str
+  sample: /etc/openclaw/secrets/db-aliya.password
 backup_file:
   description: Dump written before the database was dropped, or before pending migrations were applied.
   returned: when a dump was written
@@ -221,6 +234,7 @@ backup_file:
 import contextlib
 import datetime
 import os
+import secrets
 import subprocess
 import tempfile
 
@@ -229,12 +243,15 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.openclaw.standalone.plugins.module_utils import dbadmin
 from ansible_collections.openclaw.standalone.plugins.module_utils.migrations import AdvisoryLock, HistoryRow, MigrationError, Migrator, load_migrations, plan
 from ansible_collections.openclaw.standalone.plugins.module_utils.postgres import (
+    POSTGRES_MUTUALLY_EXCLUSIVE,
     ConnectionFailure,
     connect,
     ensure_psycopg2,
     error_text,
     postgres_common_argument_spec,
     psycopg2,
+    read_secret_file,
+    resolve_login_password,
 )
 from ansible_collections.openclaw.standalone.plugins.module_utils.validation import database_name_problems, role_name_problems
 
@@ -246,6 +263,7 @@ def argument_spec():
         schema=dict(type="str", default="tenant", choices=["tenant", "shared"]),
         owner=dict(type="str"),
         owner_password=dict(type="str", no_log=True),
+        owner_password_file=dict(type="path"),
         state=dict(type="str", default="present", choices=["present", "absent"]),
         purge=dict(type="bool", default=False),
         backup_dir=dict(type="path", default="/var/backups/openclaw"),
@@ -273,6 +291,28 @@ class SchemaRun:
         )
         self.before = {}
         self.after = {}
+
+    def owner_password_from_file(self, path):
+        """The owner's password from ``path``, generated there first when the file is missing."""
+        if os.path.exists(path):
+            return read_secret_file(self.module, path, "owner_password_file")
+        password = secrets.token_urlsafe(30)
+        self.module.no_log_values.add(password)
+        self.result["changed"] = True
+        self.result["generated_password_file"] = path
+        if self.check:
+            return password  # predicts "role created / password changed"; nothing is written
+        directory = os.path.dirname(path) or "."
+        try:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            handle, partial = tempfile.mkstemp(prefix=".password-", dir=directory)
+            with os.fdopen(handle, "w", encoding="utf-8") as output:
+                output.write(password + "\n")
+            os.chmod(partial, 0o600)
+            os.rename(partial, path)
+        except OSError as exc:
+            self.fail("cannot write owner_password_file %s: %s" % (path, exc.strerror))
+        return password
 
     def fail(self, msg, **kwargs):
         self.module.fail_json(msg=msg, **dict(self.result, **kwargs))
@@ -493,7 +533,8 @@ def main():
     module = AnsibleModule(
         argument_spec=argument_spec(),
         supports_check_mode=True,
-        required_by={"owner_password": "owner"},
+        required_by={"owner_password": "owner", "owner_password_file": "owner"},
+        mutually_exclusive=[*POSTGRES_MUTUALLY_EXCLUSIVE, ("owner_password", "owner_password_file")],
     )
     params = module.params
 
@@ -507,8 +548,11 @@ def main():
             msg="state=absent drops database %s and all its data; set purge=true to confirm (it is dumped to %s first)" % (params["name"], params["backup_dir"])
         )
     ensure_psycopg2(module)
+    resolve_login_password(module)
 
     run = SchemaRun(module)
+    if params["owner_password_file"] and params["state"] == "present":
+        params["owner_password"] = run.owner_password_from_file(params["owner_password_file"])
     try:
         admin = connect(params, autocommit=True)
     except ConnectionFailure as exc:

@@ -353,3 +353,33 @@ def test_existing_database_is_dumped_before_pending_migrations_with_retention(pg
     assert unchanged.result["changed"] is False
     assert "backup_file" not in unchanged.result
     assert len(list(backups.glob("*.dump"))) == 2
+
+
+def test_password_files_are_generated_on_the_host_once_and_never_printed(pg_cluster, tenant, tmp_path):
+    secret_file = tmp_path / "secrets" / "db.password"
+    superuser_file = tmp_path / "superuser.password"
+    superuser_file.write_text(pg_cluster.password + "\n", encoding="utf-8")
+    options = {
+        **{key: value for key, value in schema(pg_cluster, **tenant).items() if key not in ("owner_password", "login_password")},
+        "owner_password_file": str(secret_file),
+        "login_password_file": str(superuser_file),
+    }
+
+    checked = run_module(MODULE, options, "--check")
+    assert checked.result["changed"] is True
+    assert not secret_file.exists()
+
+    created = run_module(MODULE, options, "-vvv")
+    assert created.returncode == 0, created.stdout
+    assert created.result["generated_password_file"] == str(secret_file)
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(secret_file.parent.stat().st_mode) == 0o700
+    password = secret_file.read_text(encoding="utf-8").strip()
+    assert password not in created.stdout + created.stderr
+    assert pg_cluster.password not in created.stdout + created.stderr
+    assert query(pg_cluster, tenant["name"], "SELECT current_user", user=tenant["owner"], password=password) == [(tenant["owner"],)]
+
+    again = run_module(MODULE, options)
+    assert again.result["changed"] is False
+    assert "generated_password_file" not in again.result
+    assert secret_file.read_text(encoding="utf-8").strip() == password

@@ -6,7 +6,9 @@
 """Databases, owner roles, ownership and CONNECT privileges: read the state, then change it.
 
 Every reader is side-effect free so check mode can call it; every writer
-returns the statement it ran (with secrets masked) for the module's result.
+returns the statement it ran (with secrets masked) for the module's result,
+and with ``dry_run`` only renders it, which is how check mode reports exactly
+the statements a real run would execute.
 """
 
 from __future__ import annotations
@@ -50,55 +52,52 @@ def role_changes(cur, name, password):
     return changes
 
 
-def apply_role(cur, name, password, changes):
+def _run(cur, query, params=None, dry_run=False, shown=None):
+    """Execute ``query`` unless ``dry_run``; return its text (``shown`` replaces it when it holds a secret)."""
+    if not dry_run:
+        cur.execute(query, params)
+    return [shown or query.as_string(cur)]
+
+
+def apply_role(cur, name, password, changes, dry_run=False):
     role = sql.Identifier(name)
+    masked = " PASSWORD ********"
     if "create" in changes:
         if password is None:
-            cur.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
-        else:
-            cur.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s").format(role), (password,))
-        return ["CREATE ROLE %s LOGIN%s" % (role.as_string(cur), "" if password is None else " PASSWORD ********")]
+            return _run(cur, sql.SQL("CREATE ROLE {} LOGIN").format(role), dry_run=dry_run)
+        query = sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s").format(role)
+        return _run(cur, query, (password,), dry_run, shown="CREATE ROLE %s LOGIN%s" % (role.as_string(cur), masked))
     statements = []
     if "login" in changes:
-        cur.execute(sql.SQL("ALTER ROLE {} LOGIN").format(role))
-        statements.append("ALTER ROLE %s LOGIN" % role.as_string(cur))
+        statements += _run(cur, sql.SQL("ALTER ROLE {} LOGIN").format(role), dry_run=dry_run)
     if "password" in changes:
-        cur.execute(sql.SQL("ALTER ROLE {} PASSWORD %s").format(role), (password,))
-        statements.append("ALTER ROLE %s PASSWORD ********" % role.as_string(cur))
+        query = sql.SQL("ALTER ROLE {} PASSWORD %s").format(role)
+        statements += _run(cur, query, (password,), dry_run, shown="ALTER ROLE %s%s" % (role.as_string(cur), masked))
     return statements
 
 
-def create_database(cur, name, owner):
+def create_database(cur, name, owner, dry_run=False):
     query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
     if owner:
         query = sql.SQL("{} OWNER {}").format(query, sql.Identifier(owner))
-    cur.execute(query)
-    return [query.as_string(cur)]
+    return _run(cur, query, dry_run=dry_run)
 
 
-def alter_database_owner(cur, name, owner):
-    query = sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(name), sql.Identifier(owner))
-    cur.execute(query)
-    return [query.as_string(cur)]
+def alter_database_owner(cur, name, owner, dry_run=False):
+    return _run(cur, sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(name), sql.Identifier(owner)), dry_run=dry_run)
 
 
-def revoke_public_connect(cur, name):
-    query = sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(sql.Identifier(name))
-    cur.execute(query)
-    return [query.as_string(cur)]
+def revoke_public_connect(cur, name, dry_run=False):
+    return _run(cur, sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(sql.Identifier(name)), dry_run=dry_run)
 
 
-def drop_database(cur, name):
+def drop_database(cur, name, dry_run=False):
     # FORCE ends the tenant's open sessions; the dump was taken before.
-    query = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-    cur.execute(query)
-    return [query.as_string(cur)]
+    return _run(cur, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)), dry_run=dry_run)
 
 
-def drop_role(cur, name):
-    query = sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name))
-    cur.execute(query)
-    return [query.as_string(cur)]
+def drop_role(cur, name, dry_run=False):
+    return _run(cur, sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)), dry_run=dry_run)
 
 
 def foreign_owned_objects(cur, owner):
@@ -140,7 +139,7 @@ def foreign_owned_objects(cur, owner):
     return [tuple(row) for row in cur.fetchall()]
 
 
-def transfer_ownership(cur, objects, owner):
+def transfer_ownership(cur, objects, owner, dry_run=False):
     statements = []
     new_owner = sql.Identifier(owner)
     for kind, schema, name, args in objects:
@@ -152,7 +151,5 @@ def transfer_ownership(cur, objects, owner):
             target = sql.SQL("{}.{}({})").format(sql.Identifier(schema), sql.Identifier(name), sql.SQL(args))
         else:
             target = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(name))
-        query = sql.SQL("ALTER {} {} OWNER TO {}").format(sql.SQL(kind), target, new_owner)
-        cur.execute(query)
-        statements.append(query.as_string(cur))
+        statements += _run(cur, sql.SQL("ALTER {} {} OWNER TO {}").format(sql.SQL(kind), target, new_owner), dry_run=dry_run)
     return statements

@@ -339,8 +339,7 @@ class SchemaRun:
             if info is None:
                 self.result["created"]["database"] = True
                 if self.check:
-                    self.statements.append('CREATE DATABASE "%s"' % name)
-                    self.result["changed"] = True
+                    self.record(dbadmin.create_database(cur, name, owner, dry_run=True))
                     self.result["pending"] = [migration.version for migration in migrations]
                     self.result["version"] = migrations[-1].version
                     self.after.update(version=self.result["version"], owner=owner or self.params["login_user"], public_connect=False)
@@ -351,16 +350,14 @@ class SchemaRun:
             self.before.update(owner=info["owner"], public_connect=info["public_connect"])
             self.after.update(owner=owner or info["owner"], public_connect=False)
             if owner and info["owner"] != owner:
-                self.record(['ALTER DATABASE "%s" OWNER TO "%s"' % (name, owner)] if self.check else dbadmin.alter_database_owner(cur, name, owner))
+                self.record(dbadmin.alter_database_owner(cur, name, owner, dry_run=self.check))
             if info["public_connect"]:
-                self.record(['REVOKE CONNECT, TEMPORARY ON DATABASE "%s" FROM PUBLIC' % name] if self.check else dbadmin.revoke_public_connect(cur, name))
+                self.record(dbadmin.revoke_public_connect(cur, name, dry_run=self.check))
         self.migrate(name, owner, migrations)
 
     def role_statements(self, cur, owner, changes):
-        if self.check:
-            return ['%s ROLE "%s" (%s)' % ("CREATE" if "create" in changes else "ALTER", owner, ", ".join(changes))]
         try:
-            return dbadmin.apply_role(cur, owner, self.params["owner_password"], changes)
+            return dbadmin.apply_role(cur, owner, self.params["owner_password"], changes, dry_run=self.check)
         except (psycopg2.errors.DuplicateObject, psycopg2.errors.UniqueViolation):
             # A parallel run created the role first; converge what is left.
             remaining = dbadmin.role_changes(cur, owner, self.params["owner_password"])
@@ -407,10 +404,8 @@ class SchemaRun:
     def transfer_ownership(self, conn, owner):
         with conn.cursor() as cur:
             foreign = dbadmin.foreign_owned_objects(cur, owner)
-            if foreign and self.check:
-                self.record(['ALTER %s %s OWNER TO "%s"' % (kind, ".".join(filter(None, (schema, obj))), owner) for kind, schema, obj, _args in foreign])
-            elif foreign:
-                self.record(dbadmin.transfer_ownership(cur, foreign, owner))
+            if foreign:
+                self.record(dbadmin.transfer_ownership(cur, foreign, owner, dry_run=self.check))
         conn.commit()
 
     def migrate_locked(self, migrator, migrations):
@@ -459,19 +454,14 @@ class SchemaRun:
                 self.before["role"] = "absent" if role is None else "present"
                 self.after["role"] = "absent"
             if info is not None:
-                if self.check:
-                    self.record(['DROP DATABASE "%s" WITH (FORCE)' % name])
-                else:
+                if not self.check:
                     self.result["backup_file"] = self.dump(name)
-                    self.record(dbadmin.drop_database(cur, name))
+                self.record(dbadmin.drop_database(cur, name, dry_run=self.check))
             if role is not None:
-                if self.check:
-                    self.record(['DROP ROLE "%s"' % owner])
-                else:
-                    try:
-                        self.record(dbadmin.drop_role(cur, owner))
-                    except psycopg2.errors.DependentObjectsStillExist as exc:
-                        self.module.warn("role %s was kept: it still owns or is granted objects elsewhere (%s)" % (owner, error_text(exc)))
+                try:
+                    self.record(dbadmin.drop_role(cur, owner, dry_run=self.check))
+                except psycopg2.errors.DependentObjectsStillExist as exc:
+                    self.module.warn("role %s was kept: it still owns or is granted objects elsewhere (%s)" % (owner, error_text(exc)))
 
     def dump(self, name, label=None):
         """pg_dump -Fc of ``name`` into backup_dir, written under a temporary name and renamed when complete."""

@@ -102,6 +102,13 @@ def test_check_mode_on_a_missing_database_creates_nothing(pg_cluster, tenant):
     assert not database_exists(pg_cluster, tenant["name"])
     assert query(pg_cluster, "postgres", "SELECT 1 FROM pg_roles WHERE rolname = %s", (tenant["owner"],)) == []
 
+    # The real run starts with exactly the statements check mode predicted
+    # (it then also hands the objects its migrations created to the owner).
+    real = run_module(MODULE, schema(pg_cluster, **tenant))
+    predicted = checked.result["executed_statements"]
+    assert predicted == [f'CREATE ROLE "{tenant["owner"]}" LOGIN PASSWORD ********', f'CREATE DATABASE "{tenant["name"]}" OWNER "{tenant["owner"]}"']
+    assert real.result["executed_statements"][: len(predicted)] == predicted
+
 
 def test_check_mode_reports_pending_and_writes_nothing(pg_cluster, tenant, tmp_path):
     migrations = write_migrations(tmp_path / "m", {"V001__first.sql": "CREATE TABLE first (id int PRIMARY KEY);\n"})
@@ -197,9 +204,20 @@ def seed_style_database(pg_cluster, dbname: str, drop_table: str | None = None):
 
 def test_seed_style_database_is_adopted_without_touching_data(pg_cluster, tenant):
     seed_style_database(pg_cluster, tenant["name"])
+    before = catalog.snapshot(pg_cluster.dsn_for(tenant["name"]))
+    checked = run_module(MODULE, schema(pg_cluster, **tenant), "--check")
+    assert checked.result["baselined"] is True
+    assert catalog.snapshot(pg_cluster.dsn_for(tenant["name"])) == before
+    assert query(pg_cluster, tenant["name"], "SELECT to_regclass('openclaw_meta.schema_history')") == [(None,)]
+
     adopted = run_module(MODULE, schema(pg_cluster, **tenant))
     assert adopted.returncode == 0, adopted.stdout
     assert adopted.result["baselined"] is True
+    # Check mode predicted every statement of the adoption except the history
+    # table's own ownership (it does not exist before the real run).
+    real = [statement for statement in adopted.result["executed_statements"] if "openclaw_meta" not in statement]
+    assert checked.result["executed_statements"] == real
+    assert any(statement.startswith('ALTER TABLE "public"."wa_dialogs" OWNER TO') for statement in real)
     assert adopted.result["applied"] == []
     assert history(pg_cluster, tenant["name"]) == [(1, "BASELINE", "V001__baseline.sql", True)]
     assert query(pg_cluster, tenant["name"], "SELECT fb_page_id FROM config WHERE id = 1") == [("page-42",)]

@@ -18,6 +18,7 @@ try:
     import psycopg2
     import psycopg2.errors
     import psycopg2.extensions
+    import psycopg2.extras
     from psycopg2 import sql  # pylint: disable=unused-import  # re-exported to the other module utils
 except ImportError:
     HAS_PSYCOPG2 = False

@@ -115,7 +115,8 @@ def bench_migrate_playbook(tenants: int = 100) -> list[dict]:
             )
 
         measure("cold")
-        (migrations / "tenant" / "V002__bench_note.sql").write_text("ALTER TABLE wa_dialogs ADD COLUMN bench_note text;\n", encoding="utf-8")
+        next_version = max(int(path.name[1:4]) for path in (migrations / "tenant").glob("V*.sql")) + 1
+        (migrations / "tenant" / f"V{next_version:03d}__bench_note.sql").write_text("ALTER TABLE wa_dialogs ADD COLUMN bench_note text;\n", encoding="utf-8")
         measure("one_new_migration")
         measure("warm")
     return rows

@@ -69,7 +69,9 @@ def differences(expected: dict, actual: dict) -> list[str]:
             if column not in live["columns"]:
                 found.append(f"{table}.{column}: column missing")
             elif live["columns"][column] != column_spec:
-                found.append(f"{table}.{column}: expected {column_spec}, found {live['columns'][column]}")
+                found.append(
+                    f"{table}.{column}: expected {json.dumps(column_spec, sort_keys=True)}, found {json.dumps(live['columns'][column], sort_keys=True)}"
+                )
         found += [f"{table}.{column}: extra column" for column in live["columns"] if column not in spec["columns"]]
         for key in (*CONSTRAINT_KINDS.values(), "indexes"):
             found += [f"{table}: {key} missing: {item}" for item in spec[key] if item not in live[key]]

@@ -18,6 +18,23 @@ from harness.common import free_port
 
 MODULE = "openclaw.standalone.openclaw_db_schema"
 TENANT_MIGRATIONS = REPO_ROOT / "migrations" / "tenant"
+TENANT_VERSIONS = sorted(int(path.name[1:4]) for path in TENANT_MIGRATIONS.glob("V*.sql"))
+LATEST = TENANT_VERSIONS[-1]
+
+# What the migrations after the baseline change on purpose, against the seed's
+# catalog (each change is explained in its migration file).
+CHANGES_AFTER_BASELINE = sorted(
+    [
+        "capi_settings.whatsapp_business_account_id: extra column",
+        "capi_settings.partner_agent: extra column",
+        'capi_settings.l2_event_name: expected {"default": "\'CompleteRegistration\'::text", "not_null": false, "type": "text"},'
+        ' found {"default": "\'QualifiedLead\'::text", "not_null": false, "type": "text"}',
+        "capi_events_log.attempt: extra column",
+        "capi_events_log.fbtrace_id: extra column",
+        "capi_events_log: indexes extra: CREATE UNIQUE INDEX ON public.capi_events_log USING btree (event_id)"
+        " WHERE ((status = 'success'::text) AND (event_id IS NOT NULL))",
+    ]
+)
 
 
 def unique_slug() -> str:
@@ -60,20 +77,30 @@ def tenant(pg_cluster):
     pg_cluster.admin(f'DROP DATABASE IF EXISTS "{names["name"]}" WITH (FORCE)', f'DROP ROLE IF EXISTS "{names["owner"]}"')
 
 
+def test_baseline_alone_reproduces_the_seed_catalog_exactly(pg_cluster, tenant, tmp_path):
+    baseline_only = tmp_path / "baseline"
+    baseline_only.mkdir()
+    shutil.copy(TENANT_MIGRATIONS / "V001__baseline.sql", baseline_only)
+    created = run_module(MODULE, schema(pg_cluster, migrations_path=str(baseline_only), **tenant))
+    assert created.result["applied"] == [1]
+    assert catalog.differences(catalog.reference("tenant"), catalog.snapshot(pg_cluster.dsn_for(tenant["name"]))) == []
+
+
 def test_fresh_database_gets_the_reference_schema_then_nothing_changes(pg_cluster, tenant):
     first = run_module(MODULE, schema(pg_cluster, **tenant), "--diff")
     assert first.returncode == 0, first.stdout + first.stderr
     result = first.result
     assert result["changed"] is True
     assert result["created"] == {"database": True, "role": True}
-    assert result["applied"] == [1]
-    assert result["version"] == 1
+    assert result["applied"] == TENANT_VERSIONS
+    assert result["version"] == LATEST
     assert result["diff"]["before"]["database"] == "absent"
-    assert result["diff"]["after"]["version"] == 1
+    assert result["diff"]["after"]["version"] == LATEST
 
     dsn = pg_cluster.dsn_for(tenant["name"])
-    assert catalog.differences(catalog.reference("tenant"), catalog.snapshot(dsn)) == []
-    assert history(pg_cluster, tenant["name"]) == [(1, "SQL", "V001__baseline.sql", True)]
+    assert sorted(catalog.differences(catalog.reference("tenant"), catalog.snapshot(dsn))) == CHANGES_AFTER_BASELINE
+    assert history(pg_cluster, tenant["name"])[0] == (1, "SQL", "V001__baseline.sql", True)
+    assert [row[0] for row in history(pg_cluster, tenant["name"])] == TENANT_VERSIONS
     assert query(pg_cluster, tenant["name"], "SELECT id FROM config") == [(1,)]
     assert query(pg_cluster, tenant["name"], "SELECT from_currency, to_currency, rate FROM currency_rates")[0][:2] == ("USD", "KZT")
     # Everything belongs to the tenant's role.
@@ -98,7 +125,7 @@ def test_check_mode_on_a_missing_database_creates_nothing(pg_cluster, tenant):
     checked = run_module(MODULE, schema(pg_cluster, **tenant), "--check", "--diff")
     assert checked.returncode == 0, checked.stdout
     assert checked.result["changed"] is True
-    assert checked.result["pending"] == [1]
+    assert checked.result["pending"] == TENANT_VERSIONS
     assert not database_exists(pg_cluster, tenant["name"])
     assert query(pg_cluster, "postgres", "SELECT 1 FROM pg_roles WHERE rolname = %s", (tenant["owner"],)) == []
 
@@ -213,13 +240,13 @@ def test_seed_style_database_is_adopted_without_touching_data(pg_cluster, tenant
     adopted = run_module(MODULE, schema(pg_cluster, **tenant))
     assert adopted.returncode == 0, adopted.stdout
     assert adopted.result["baselined"] is True
+    assert adopted.result["applied"] == TENANT_VERSIONS[1:]
     # Check mode predicted every statement of the adoption except the history
     # table's own ownership (it does not exist before the real run).
     real = [statement for statement in adopted.result["executed_statements"] if "openclaw_meta" not in statement]
     assert checked.result["executed_statements"] == real
     assert any(statement.startswith('ALTER TABLE "public"."wa_dialogs" OWNER TO') for statement in real)
-    assert adopted.result["applied"] == []
-    assert history(pg_cluster, tenant["name"]) == [(1, "BASELINE", "V001__baseline.sql", True)]
+    assert history(pg_cluster, tenant["name"])[0] == (1, "BASELINE", "V001__baseline.sql", True)
     assert query(pg_cluster, tenant["name"], "SELECT fb_page_id FROM config WHERE id = 1") == [("page-42",)]
     assert query(pg_cluster, tenant["name"], "SELECT phone, name, incoming_count FROM wa_dialogs") == [("77011234567", "Aliya", 5)]
     # Adopted tables now belong to the tenant's role, which can use them.
@@ -328,7 +355,7 @@ def test_purge_dumps_first_and_the_dump_restores(pg_cluster, tenant, tmp_path):
         )
         assert completed.returncode == 0, completed.stderr
         assert query(pg_cluster, restored, "SELECT name FROM wa_dialogs") == [("kept",)]
-        assert query(pg_cluster, restored, "SELECT version FROM openclaw_meta.schema_history") == [(1,)]
+        assert [row[0] for row in query(pg_cluster, restored, "SELECT version FROM openclaw_meta.schema_history ORDER BY version")] == TENANT_VERSIONS
     finally:
         pg_cluster.admin(f'DROP DATABASE IF EXISTS "{restored}"')
 

@@ -13,6 +13,9 @@ import yaml
 
 from harness.ansible import REPO_ROOT, recap, run
 
+TENANT_VERSIONS = sorted(int(path.name[1:4]) for path in (REPO_ROOT / "migrations" / "tenant").glob("V*.sql"))
+NEXT = TENANT_VERSIONS[-1] + 1
+
 
 @pytest.fixture
 def site(pg_cluster, tmp_path):
@@ -64,7 +67,7 @@ def test_migrate_playbook_converges_then_changes_nothing(pg_cluster, site):
     assert counters["srv1"]["changed"] >= 1
     for slug in site["slugs"]:
         assert counters[slug]["changed"] == 1  # one call: password generated, database created and migrated
-        assert versions(pg_cluster, f"openclaw_{slug}") == [1]
+        assert versions(pg_cluster, f"openclaw_{slug}") == TENANT_VERSIONS
         secret = site["tmp"] / "secrets" / f"db-{slug}.password"
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600
         password = secret.read_text(encoding="utf-8").strip()
@@ -89,7 +92,7 @@ def test_new_migration_is_planned_by_check_then_applied_with_a_dump_per_database
     assert run("ansible-playbook", "-i", str(site["inventory"]), "playbooks/migrate.yml").returncode == 0
     migrations = site["tmp"] / "migrations"
     shutil.copytree(REPO_ROOT / "migrations", migrations)
-    (migrations / "tenant" / "V002__add_dialog_note.sql").write_text("ALTER TABLE wa_dialogs ADD COLUMN note text;\n", encoding="utf-8")
+    (migrations / "tenant" / f"V{NEXT:03d}__add_dialog_note.sql").write_text("ALTER TABLE wa_dialogs ADD COLUMN note text;\n", encoding="utf-8")
     extra = ["-e", f"openclaw_migrations_dir={migrations}"]
 
     plan = run("ansible-playbook", "-i", str(site["inventory"]), "playbooks/migrate.yml", "--check", "--diff", *extra)
@@ -98,12 +101,12 @@ def test_new_migration_is_planned_by_check_then_applied_with_a_dump_per_database
     assert planned["srv1"] == 0
     assert all(planned[slug] == 1 for slug in site["slugs"]), planned
     for slug in site["slugs"]:
-        assert versions(pg_cluster, f"openclaw_{slug}") == [1]
+        assert versions(pg_cluster, f"openclaw_{slug}") == TENANT_VERSIONS
 
     applied = run("ansible-playbook", "-i", str(site["inventory"]), "playbooks/migrate.yml", *extra)
     assert applied.returncode == 0, applied.stdout[-4000:]
     for slug in site["slugs"]:
-        assert versions(pg_cluster, f"openclaw_{slug}") == [1, 2]
-        dumps = list((site["tmp"] / "backups").glob(f"openclaw_{slug}-*-pre-v002.dump"))
+        assert versions(pg_cluster, f"openclaw_{slug}") == [*TENANT_VERSIONS, NEXT]
+        dumps = list((site["tmp"] / "backups").glob(f"openclaw_{slug}-*-pre-v{NEXT:03d}.dump"))
         assert len(dumps) == 1
     assert {host: counters["changed"] for host, counters in recap(applied.stdout).items()} == {"localhost": 0, "srv1": 0, **dict.fromkeys(site["slugs"], 1)}

@@ -205,4 +205,3 @@ def test_api_version_format():
     assert capi.api_version_problem("v25.0") is None
     assert "must look like v25.0" in capi.api_version_problem("25.0")
     assert capi.api_version_problem("v25") is not None
-

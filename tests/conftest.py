@@ -93,3 +93,19 @@ def test_images(docker_client):
         "gateway": docker_harness.GATEWAY_IMAGE,
         "postgres": docker_harness.POSTGRES_IMAGE,
     }
+
+
+@pytest.fixture(scope="session")
+def graph_api_server():
+    from harness.graph_api import GraphAPIStandin
+
+    with GraphAPIStandin() as server:
+        yield server
+
+
+@pytest.fixture
+def graph_api(graph_api_server):
+    """The Graph API stand-in, with no recorded requests or queued faults."""
+    graph_api_server.reset()
+    yield graph_api_server
+    graph_api_server.reset()

@@ -1,0 +1,242 @@
+"""capi_event against the Graph API stand-in and a real tenant database."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+
+import psycopg2
+import pytest
+
+from harness.ansible import run_module
+
+MODULE = "openclaw.standalone.capi_event"
+TOKEN = "EAAG-test-token-" + secrets.token_hex(12)
+DATASET = "1234567890"
+WABA = "109876543210987"
+
+
+@pytest.fixture(scope="module")
+def tenant_db(pg_cluster, graph_api_server):
+    slug = "capi" + secrets.token_hex(3)
+    created = run_module("openclaw.standalone.openclaw_db_schema", {**pg_cluster.connection_options(), "name": f"openclaw_{slug}"})
+    assert created.returncode == 0, created.stdout
+    graph_api_server.add_dataset(DATASET, TOKEN)
+    with psycopg2.connect(pg_cluster.dsn_for(f"openclaw_{slug}")) as conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO capi_settings (pixel_id, access_token, whatsapp_business_account_id, l1_threshold) VALUES (%s, %s, %s, 3)",
+            (DATASET, TOKEN, WABA),
+        )
+    yield {"slug": slug, "dsn": pg_cluster.dsn_for(f"openclaw_{slug}")}
+    pg_cluster.admin(f'DROP DATABASE IF EXISTS "openclaw_{slug}" WITH (FORCE)')
+
+
+def sql(tenant_db, statement, params=()):
+    with psycopg2.connect(tenant_db["dsn"]) as conn, conn.cursor() as cur:
+        cur.execute(statement, params)
+        return cur.fetchall() if cur.description else None
+
+
+def new_dialog(tenant_db, ctwa_clid="ARAkLkA8rmlFeiCktEJQ-" + "x", stored_with_plus=False):
+    digits = "7701" + str(secrets.randbelow(10**7)).zfill(7)
+    sql(
+        tenant_db,
+        "INSERT INTO wa_dialogs (phone, name, incoming_count, ctwa_clid, last_message) VALUES (%s, 'Test', 5, %s, now() - interval '2 hours')",
+        ("+" + digits if stored_with_plus else digits, ctwa_clid),
+    )
+    return digits
+
+
+def capi(pg_cluster, graph_api, tenant_db, args, *options):
+    base = {
+        **pg_cluster.connection_options(),
+        "tenant": tenant_db["slug"],
+        "graph_url": graph_api.url,
+        "ca_path": str(graph_api.ca_file),
+        "timeout": 3,
+    }
+    return run_module(MODULE, {**base, **args}, *options)
+
+
+def log_rows(tenant_db, phone):
+    return sql(
+        tenant_db, "SELECT status, event_level, attempt, event_id FROM capi_events_log WHERE phone IN (%s, %s) ORDER BY sent_at, attempt", (phone, "+" + phone)
+    )
+
+
+def flags(tenant_db, phone, level):
+    return sql(tenant_db, f"SELECT l{level}_sent, l{level}_event_id FROM wa_dialogs WHERE phone IN (%s, %s)", (phone, "+" + phone))[0]
+
+
+@pytest.mark.parametrize(
+    ("level", "event_name", "extra"), [(1, "LeadSubmitted", {}), (2, "QualifiedLead", {}), (3, "Purchase", {"value": 45000, "currency": "KZT"})]
+)
+def test_levels_are_sent_once_as_business_messaging_events(pg_cluster, graph_api, tenant_db, level, event_name, extra):
+    phone = new_dialog(tenant_db, stored_with_plus=level == 2)
+    sent = capi(pg_cluster, graph_api, tenant_db, {"phone": "+" + phone, "level": level, **extra})
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    result = sent.result
+    assert (result["changed"], result["sent"], result["events_received"], result["event_name"]) == (True, True, 1, event_name)
+
+    (request,) = graph_api.requests()
+    assert request["path"] == f"/v25.0/{DATASET}/events"
+    assert (request["token_source"], request["token_in_query"], request["token_valid"]) == ("header", False, True)
+    (event,) = request["events"]
+    assert event["action_source"] == "business_messaging"
+    assert event["messaging_channel"] == "whatsapp"
+    assert event["user_data"]["ctwa_clid"].startswith("ARAkLk")
+    assert event["user_data"]["whatsapp_business_account_id"] == WABA
+    assert event["event_id"] == result["event_id"]
+    assert time.time() - 7 * 86400 < event["event_time"] <= time.time()
+    if level == 3:
+        assert event["custom_data"] == {"value": 45000.0, "currency": "KZT"}
+
+    assert flags(tenant_db, phone, level) == (True, result["event_id"])
+    assert log_rows(tenant_db, phone) == [("success", level, 1, result["event_id"])]
+
+    again = capi(pg_cluster, graph_api, tenant_db, {"phone": phone, "level": level, **extra})
+    assert again.result["changed"] is False
+    assert f"level {level} was already sent" in again.result["reason"]
+    assert len(graph_api.requests()) == 1
+
+
+def test_concurrent_calls_send_exactly_one_event(pg_cluster, graph_api, tenant_db):
+    phone = new_dialog(tenant_db)
+    results = []
+
+    def call():
+        results.append(capi(pg_cluster, graph_api, tenant_db, {"phone": phone, "level": 1}))
+
+    threads = [threading.Thread(target=call) for _index in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert [run.returncode for run in results] == [0] * 20
+    assert sum(run.result["changed"] for run in results) == 1
+    assert len(graph_api.requests()) == 1
+    assert [row[0] for row in log_rows(tenant_db, phone)] == ["success"]
+
+
+def test_transient_error_is_retried_and_both_attempts_logged(pg_cluster, graph_api, tenant_db):
+    phone = new_dialog(tenant_db)
+    graph_api.inject({"status": 500})
+    sent = capi(pg_cluster, graph_api, tenant_db, {"phone": phone, "level": 1})
+    assert sent.returncode == 0, sent.stdout
+    assert [attempt["ok"] for attempt in sent.result["attempts"]] == [False, True]
+    assert len(graph_api.requests()) == 2
+    assert [(status, attempt) for status, _level, attempt, _id in log_rows(tenant_db, phone)] == [("error", 1), ("success", 2)]
+    assert flags(tenant_db, phone, 1)[0] is True
+
+
+def test_permanent_error_fails_and_leaves_the_dialog_unmarked(pg_cluster, graph_api, tenant_db):
+    phone = new_dialog(tenant_db)
+    graph_api.inject({"error_code": 190})
+    failed = capi(pg_cluster, graph_api, tenant_db, {"phone": phone, "level": 1})
+    assert failed.returncode != 0
+    assert "code 190" in failed.result["msg"]
+    assert "the dialog was not marked" in failed.result["msg"]
+    assert len(graph_api.requests()) == 1  # not retried
+    assert flags(tenant_db, phone, 1) == (False, None)
+    assert [row[0] for row in log_rows(tenant_db, phone)] == ["error"]
+
+
+def test_check_mode_returns_the_payload_and_sends_or_writes_nothing(pg_cluster, graph_api, tenant_db):
+    phone = new_dialog(tenant_db)
+    checked = capi(pg_cluster, graph_api, tenant_db, {"phone": phone, "level": 2}, "--check", "-vvv")
+    assert checked.returncode == 0, checked.stdout
+    assert checked.result["changed"] is True
+    assert checked.result["event"]["event_name"] == "QualifiedLead"
+    assert graph_api.requests() == []
+    assert log_rows(tenant_db, phone) == []
+    assert flags(tenant_db, phone, 2) == (False, None)
+    assert TOKEN not in checked.stdout + checked.stderr
+
+
+def test_token_never_appears_in_results_or_verbose_output(pg_cluster, graph_api, tenant_db):
+    phone = new_dialog(tenant_db)
+    sent = capi(pg_cluster, graph_api, tenant_db, {"phone": phone, "level": 1}, "-vvv")
+    assert sent.returncode == 0
+    assert TOKEN not in sent.stdout + sent.stderr
+    assert TOKEN not in str(sent.records)
+    graph_api.inject(
+        {"error_code": 2, "is_transient": True},
+        {"error_code": 2, "is_transient": True},
+        {"error_code": 2, "is_transient": True},
+        {"error_code": 2, "is_transient": True},
+    )
+    failing = capi(pg_cluster, graph_api, tenant_db, {"phone": new_dialog(tenant_db), "level": 1, "retries": 3}, "-vvv")
+    assert failing.returncode != 0
+    assert TOKEN not in failing.stdout + failing.stderr
+
+
+def test_dialog_without_ad_click_is_skipped_once_when_asked(pg_cluster, graph_api, tenant_db):
+    phone = new_dialog(tenant_db, ctwa_clid=None)
+    skipped = capi(pg_cluster, graph_api, tenant_db, {"phone": phone, "level": 1, "non_ctwa": "skip"})
+    assert skipped.result["changed"] is True
+    assert "no ctwa_clid" in skipped.result["reason"]
+    assert capi(pg_cluster, graph_api, tenant_db, {"phone": phone, "level": 1, "non_ctwa": "skip"}).result["changed"] is False
+    assert [row[0] for row in log_rows(tenant_db, phone)] == ["skipped"]
+    assert graph_api.requests() == []
+
+    chat = capi(pg_cluster, graph_api, tenant_db, {"phone": phone, "level": 1})
+    assert chat.result["sent"] is True
+    (request,) = graph_api.requests()
+    assert request["events"][0]["action_source"] == "chat"
+    assert len(request["events"][0]["user_data"]["ph"][0]) == 64
+
+
+def test_rejected_event_names_fail_before_sending(pg_cluster, graph_api, tenant_db):
+    phone = new_dialog(tenant_db)
+    refused = capi(pg_cluster, graph_api, tenant_db, {"phone": phone, "level": 2, "event_name": "CompleteRegistration"})
+    assert refused.returncode != 0
+    assert "'CompleteRegistration' is not allowed for WhatsApp business messaging; allowed: Purchase, LeadSubmitted, QualifiedLead" in refused.result["msg"]
+    purchase = capi(pg_cluster, graph_api, tenant_db, {"phone": phone, "level": 3})
+    assert "Purchase needs custom_data.value" in purchase.result["msg"]
+    assert graph_api.requests() == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [({"tenant": "Bad_Slug", "phone": "77011234567", "level": 1}, "slug-charset"), ({"tenant": "ok", "phone": "+7 70x", "level": 1}, "phone")],
+)
+def test_bad_input_fails_before_connecting(args, message):
+    refused = run_module(MODULE, {"login_host": "127.0.0.1", "login_port": 9, **args})
+    assert refused.returncode != 0
+    assert message in refused.result["msg"]
+    assert "unable to connect" not in refused.result["msg"]
+
+
+def test_unknown_dialog_sends_nothing(pg_cluster, graph_api, tenant_db):
+    refused = capi(pg_cluster, graph_api, tenant_db, {"phone": "77000000001", "level": 1})
+    assert refused.returncode != 0
+    assert "no WhatsApp dialog with phone 77000000001" in refused.result["msg"]
+    assert graph_api.requests() == []
+
+
+def test_direct_batch_of_1000_with_3_invalid_events_sends_997(graph_api):
+    graph_api.add_dataset("555", TOKEN)
+    now = int(time.time())
+    events = [{"ctwa_clid": f"clid-{index}", "event_name": "LeadSubmitted", "event_time": now - index} for index in range(1000)]
+    events[7]["event_name"] = "CompleteRegistration"
+    events[400] = {"ctwa_clid": "clid-400", "event_name": "Purchase", "event_time": now}
+    events[999]["event_time"] = now - 8 * 86400
+    sent = run_module(
+        MODULE,
+        {
+            "dataset_id": "555",
+            "access_token": TOKEN,
+            "whatsapp_business_account_id": WABA,
+            "events": events,
+            "graph_url": graph_api.url,
+            "ca_path": str(graph_api.ca_file),
+        },
+    )
+    assert sent.returncode == 0, sent.stdout[-3000:]
+    assert sent.result["events_received"] == 997
+    assert [entry["index"] for entry in sent.result["rejected"]] == [7, 400, 999]
+    assert sent.result["requests"] == 1
+    (request,) = graph_api.requests()
+    assert len(request["events"]) == 997
+    assert TOKEN not in sent.stdout + sent.stderr

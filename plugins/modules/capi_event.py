@@ -40,7 +40,7 @@ attributes:
   idempotent:
     support: partial
     details:
-      - Tenant mode is idempotent - a level already sent returns RV(changed=false) with the reason.
+      - Tenant mode is idempotent - a level already sent returns C(changed=false) with the reason.
       - Direct mode has no record of what was sent; every run sends.
 options:
   tenant:

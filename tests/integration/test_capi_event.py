@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import secrets
+import sys
 import threading
 import time
 
 import psycopg2
 import pytest
+import yaml
 
-from harness.ansible import run_module
+from harness.ansible import ansible_env, recap, run, run_module
 
 MODULE = "openclaw.standalone.capi_event"
 TOKEN = "EAAG-test-token-" + secrets.token_hex(12)
@@ -240,3 +242,35 @@ def test_direct_batch_of_1000_with_3_invalid_events_sends_997(graph_api):
     (request,) = graph_api.requests()
     assert len(request["events"]) == 997
     assert TOKEN not in sent.stdout + sent.stderr
+
+
+def test_operator_playbook_sends_for_one_tenant(pg_cluster, graph_api, tenant_db, tmp_path):
+    phone = new_dialog(tenant_db)
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    inventory = {
+        "openclaw_servers": {"hosts": {"srv1": {**local, "openclaw_postgres_port": pg_cluster.port, "openclaw_postgres_password": pg_cluster.password}}},
+        "openclaw_tenants": {
+            "vars": {**local, "openclaw_domain": "example.test", "openclaw_capi_graph_url": graph_api.url},
+            "hosts": {tenant_db["slug"]: {"openclaw_server": "srv1", "openclaw_port": 18801}, "other": {"openclaw_server": "srv1", "openclaw_port": 18802}},
+        },
+    }
+    path = tmp_path / "hosts.yml"
+    path.write_text(yaml.safe_dump(inventory), encoding="utf-8")
+    env = ansible_env(REQUESTS_CA_BUNDLE=str(graph_api.ca_file))
+
+    unlimited = run("ansible-playbook", "-i", str(path), "playbooks/capi_event.yml", "-e", f"phone={phone}", "-e", "level=1", env=env)
+    assert unlimited.returncode != 0
+    assert "Run for one tenant with its dialog" in unlimited.stdout
+    assert graph_api.requests() == []
+
+    args = ["-i", str(path), "playbooks/capi_event.yml", "--limit", tenant_db["slug"], "-e", f"phone=+{phone}", "-e", "level=1", "-v"]
+    sent = run("ansible-playbook", *args, env=env)
+    assert sent.returncode == 0, sent.stdout[-3000:]
+    assert len(graph_api.requests()) == 1
+    assert recap(sent.stdout)[tenant_db["slug"]]["changed"] == 1
+    assert TOKEN not in sent.stdout + sent.stderr
+    assert pg_cluster.password not in sent.stdout + sent.stderr
+
+    again = run("ansible-playbook", *args, env=env)
+    assert recap(again.stdout)[tenant_db["slug"]]["changed"] == 0
+    assert "level 1 was already sent" in again.stdout

@@ -122,11 +122,51 @@ def bench_migrate_playbook(tenants: int = 100) -> list[dict]:
     return rows
 
 
+def bench_capi(events: int = 1000) -> list[dict]:
+    """1,000 events to the Graph API stand-in: one batch call vs one call per event."""
+    sys.path.insert(0, str(REPO_ROOT / "tests"))
+    from ansible_collections.openclaw.standalone.plugins.module_utils import capi  # noqa: PLC0415
+    from harness.graph_api import GraphAPIStandin  # noqa: PLC0415 - test stand-in, only for this benchmark
+
+    rows = []
+    with GraphAPIStandin(log_requests=False) as server:
+        server.add_dataset("1", "bench-token")
+        now = int(time.time())
+        batch = [capi.build_event("LeadSubmitted", now - index, event_id=f"e{index}", ctwa_clid=f"clid-{index}", waba_id="2")[0] for index in range(events)]
+        client = capi.CapiClient(server.url, "v25.0", "1", "bench-token", verify=str(server.ca_file))
+        start = time.perf_counter()
+        received, rejected = client.send_batch(batch)
+        seconds = time.perf_counter() - start
+        assert (received, rejected) == (events, [])
+        rows.append({"benchmark": "capi_batch", "events": events, "requests": client.requests_made, "seconds": round(seconds, 3)})
+
+        single = capi.CapiClient(server.url, "v25.0", "1", "bench-token", verify=str(server.ca_file))
+        start = time.perf_counter()
+        for event in batch:
+            single.send([event])
+        seconds = time.perf_counter() - start
+        rows.append({"benchmark": "capi_one_per_request", "events": events, "requests": single.requests_made, "seconds": round(seconds, 3)})
+
+        server.reset()
+        poisoned = [dict(event) for event in batch]
+        for index in (10, 500, 999):
+            poisoned[index]["event_name"] = "CompleteRegistration"  # sent anyway: Meta (the stand-in) rejects the batch
+        bisect = capi.CapiClient(server.url, "v25.0", "1", "bench-token", verify=str(server.ca_file))
+        start = time.perf_counter()
+        received, rejected = bisect.send_batch(poisoned)
+        seconds = time.perf_counter() - start
+        assert received == events - 3 and len(rejected) == 3
+        rows.append({"benchmark": "capi_batch_3_rejected_by_meta", "events": events, "requests": bisect.requests_made, "seconds": round(seconds, 3)})
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args()
+    capi_rows = bench_capi()
     results = {
+        "capi": capi_rows,
         "machine": {"python": platform.python_version(), "processor": platform.machine(), "cpus": os.cpu_count()},
         "taken_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "results": bench_preflight() + bench_preflight_playbook() + bench_migrate_playbook(),
@@ -137,6 +177,11 @@ def main() -> int:
     print("|---|---:|---:|---:|")
     for row in results["results"]:
         print(f"| {row['benchmark']} | {row['tenants']} | {row['seconds']} | {row['per_tenant_us']} |")
+    print()
+    print("| benchmark | events | requests | seconds |")
+    print("|---|---:|---:|---:|")
+    for row in capi_rows:
+        print(f"| {row['benchmark']} | {row['events']} | {row['requests']} | {row['seconds']} |")
     print(f"written to {args.output}")
     return 0
 

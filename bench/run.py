@@ -160,13 +160,66 @@ def bench_capi(events: int = 1000) -> list[dict]:
     return rows
 
 
+def bench_nginx(tenants: int = 1000) -> list[dict]:
+    """With 1,000 tenants in the map: add one route and do the validated reload through Ansible; nginx -t alone."""
+    sys.path.insert(0, str(REPO_ROOT / "tests"))
+    from harness.common import free_ports  # noqa: PLC0415 - test harness, only for this benchmark
+    from harness.nginx import NginxServer, nginx_binary  # noqa: PLC0415
+    from harness.tls import issue_local_certificate  # noqa: PLC0415
+
+    venv_bin = Path(sys.executable).parent
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(REPO_ROOT / ".build" / "collections"))
+    rows = []
+    with NginxServer(binary=nginx_binary()) as nginx, tempfile.TemporaryDirectory() as directory:
+        work = Path(directory)
+        _ca, cert, key = issue_local_certificate(work, names=("bench.test", "*.bench.test"))
+        http_port, https_port, status_port = free_ports(3)
+        settings = {
+            "openclaw_domain": "bench.test", "openclaw_nginx_install": False, "openclaw_nginx_binary": nginx.binary,
+            "openclaw_nginx_main_conf": str(nginx.conf_file), "openclaw_nginx_site_dir": str(nginx.conf_d),
+            "openclaw_nginx_openclaw_dir": str(nginx.prefix / "openclaw"),
+            "openclaw_nginx_command_args": ["-p", str(nginx.prefix), "-e", str(nginx.error_log)],
+            "openclaw_nginx_listen_address": "127.0.0.1", "openclaw_nginx_http_port": http_port, "openclaw_nginx_https_port": https_port,
+            "openclaw_nginx_status_port": status_port, "openclaw_nginx_certificate": str(cert), "openclaw_nginx_certificate_key": str(key),
+            "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+        }  # fmt: skip
+
+        def inventory(slug):
+            path = work / "hosts.json"
+            hosts = {"openclaw_servers": {"hosts": {"srv1": {}}}, "openclaw_tenants": {"hosts": {slug: {"openclaw_server": "srv1", "openclaw_port": 30000}}}}
+            path.write_text(json.dumps({"all": {"vars": settings}, **hosts}), encoding="utf-8")
+            return str(path)
+
+        command = [str(venv_bin / "ansible-playbook"), str(REPO_ROOT / "tests" / "playbooks" / "nginx_site.yml")]
+        subprocess.run([*command, "-i", inventory("seed")], check=True, capture_output=True, env=env, cwd=REPO_ROOT)
+        map_file = nginx.prefix / "openclaw" / "tenants.map"
+        map_file.write_text(
+            map_file.read_text() + "".join(f"tenant-{index:04d}-example 127.0.0.1:{20000 + index};\n" for index in range(tenants)), encoding="utf-8"
+        )
+        subprocess.run([*command, "-i", inventory("seed")], check=True, capture_output=True, env=env, cwd=REPO_ROOT)
+
+        start = time.perf_counter()
+        subprocess.run([*command, "-i", inventory("newcomer")], check=True, capture_output=True, env=env, cwd=REPO_ROOT)
+        seconds = time.perf_counter() - start
+        rows.append({"benchmark": "nginx_add_route_and_reload_playbook", "tenants": tenants + 2, "seconds": round(seconds, 2)})
+
+        test_command = [nginx.binary, "-p", str(nginx.prefix), "-c", str(nginx.conf_file), "-e", str(nginx.error_log), "-t"]
+        checked = subprocess.run(test_command, check=True, capture_output=True, text=True)
+        warnings = checked.stderr.count("could not build optimal")
+        seconds = timed(lambda: subprocess.run(test_command, check=True, capture_output=True), repeat=5)
+        rows.append({"benchmark": "nginx_t", "tenants": tenants + 2, "seconds": round(seconds, 3), "hash_warnings": warnings})
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args()
     capi_rows = bench_capi()
+    nginx_rows = bench_nginx()
     results = {
         "capi": capi_rows,
+        "nginx": nginx_rows,
         "machine": {"python": platform.python_version(), "processor": platform.machine(), "cpus": os.cpu_count()},
         "taken_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "results": bench_preflight() + bench_preflight_playbook() + bench_migrate_playbook(),
@@ -182,6 +235,9 @@ def main() -> int:
     print("|---|---:|---:|---:|")
     for row in capi_rows:
         print(f"| {row['benchmark']} | {row['events']} | {row['requests']} | {row['seconds']} |")
+    print()
+    for row in nginx_rows:
+        print(f"| {row['benchmark']} | {row['tenants']} tenants | {row['seconds']} s | {row.get('hash_warnings', '')} |")
     print(f"written to {args.output}")
     return 0
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import http.client
+import http.server
 import os
 import socket
 import ssl
 import subprocess
 import sys
+import threading
 
 import pytest
 import yaml
@@ -199,3 +201,48 @@ def test_an_undersized_map_hash_fails_the_run(site):
     assert "tenant-number" not in map_file.read_text()  # the last good map came back
     sized = run("ansible-playbook", "-i", str(site["inventory"]), PLAYBOOK)
     assert sized.returncode == 0, sized.stdout[-3000:]
+
+
+class PathEcho(http.server.BaseHTTPRequestHandler):
+    """An upstream that answers with the path and body size it received."""
+
+    def _answer(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        received = 0
+        while received < length:
+            received += len(self.rfile.read(min(65536, length - received)))
+        body = f"{self.path} {received}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = _answer
+    do_POST = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+def test_shared_service_locations_when_configured(site):
+    upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), PathEcho)
+    thread = threading.Thread(target=upstream.serve_forever, daemon=True)
+    thread.start()
+    port = upstream.server_address[1]
+    try:
+        assert converge(site, "-e", f"openclaw_webhook_port={port}", "-e", f"openclaw_upload_port={port}").returncode == 0
+        assert https(site, DOMAIN, "/openclaw/webhooks/waba?hub.mode=subscribe") == (200, "/webhooks/waba?hub.mode=subscribe 0")
+        assert https(site, DOMAIN, "/openclaw/webhook/aliya") == (200, "/webhook/aliya 0")
+        assert https(site, DOMAIN, "/elsewhere")[0] == 404
+        # Two megabytes: more than nginx's default body limit of one.
+        context = ssl.create_default_context(cafile=str(site["ca"]))
+        connection = http.client.HTTPSConnection("127.0.0.1", site["https_port"], context=context, timeout=30)
+        connection.sock = context.wrap_socket(socket.create_connection(("127.0.0.1", site["https_port"]), timeout=30), server_hostname=DOMAIN)
+        connection.request("POST", "/openclaw/upload/aliya/video.mp4", body=b"x" * (2 * 1024 * 1024), headers={"Host": DOMAIN})
+        response = connection.getresponse()
+        assert (response.status, response.read().decode()) == (200, f"/aliya/video.mp4 {2 * 1024 * 1024}")
+        # Without the services configured, the bare domain has no server of its own.
+        assert converge(site).returncode == 0
+        assert https(site, DOMAIN, "/openclaw/webhooks/waba")[0] == 404
+    finally:
+        upstream.shutdown()

@@ -175,14 +175,11 @@ def bench_nginx(tenants: int = 1000) -> list[dict]:
         _ca, cert, key = issue_local_certificate(work, names=("bench.test", "*.bench.test"))
         http_port, https_port, status_port = free_ports(3)
         settings = {
-            "openclaw_domain": "bench.test", "openclaw_nginx_install": False, "openclaw_nginx_binary": nginx.binary,
-            "openclaw_nginx_main_conf": str(nginx.conf_file), "openclaw_nginx_site_dir": str(nginx.conf_d),
-            "openclaw_nginx_openclaw_dir": str(nginx.prefix / "openclaw"),
-            "openclaw_nginx_command_args": ["-p", str(nginx.prefix), "-e", str(nginx.error_log)],
-            "openclaw_nginx_listen_address": "127.0.0.1", "openclaw_nginx_http_port": http_port, "openclaw_nginx_https_port": https_port,
-            "openclaw_nginx_status_port": status_port, "openclaw_nginx_certificate": str(cert), "openclaw_nginx_certificate_key": str(key),
-            "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-        }  # fmt: skip
+            "openclaw_domain": "bench.test",
+            "ansible_connection": "local",
+            "ansible_python_interpreter": sys.executable,
+            **nginx.role_variables(http_port, https_port, status_port, cert, key),
+        }
 
         def inventory(slug):
             path = work / "hosts.json"

@@ -77,6 +77,23 @@ class NginxServer:
     def _command(self, *args: str) -> list[str]:
         return [self.binary, "-p", str(self.prefix), "-c", str(self.conf_file), "-e", str(self.error_log), *args]
 
+    def role_variables(self, http_port: int, https_port: int, status_port: int, certificate, key) -> dict:
+        """The nginx role's variables that point it at this private instance instead of the system nginx."""
+        return {
+            "openclaw_nginx_install": False,
+            "openclaw_nginx_binary": self.binary,
+            "openclaw_nginx_main_conf": str(self.conf_file),
+            "openclaw_nginx_site_dir": str(self.conf_d),
+            "openclaw_nginx_openclaw_dir": str(self.prefix / "openclaw"),
+            "openclaw_nginx_command_args": ["-p", str(self.prefix), "-e", str(self.error_log)],
+            "openclaw_nginx_listen_address": self.host,
+            "openclaw_nginx_http_port": http_port,
+            "openclaw_nginx_https_port": https_port,
+            "openclaw_nginx_status_port": status_port,
+            "openclaw_nginx_certificate": str(certificate),
+            "openclaw_nginx_certificate_key": str(key),
+        }
+
     def write_main_conf(self) -> None:
         # Workers drop to nobody when the master runs as root.
         user = "user nobody nogroup;" if running_as_root() else ""

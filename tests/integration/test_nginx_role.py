@@ -41,19 +41,8 @@ def site(nginx_server, tmp_path):
     local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
     settings = {
         "openclaw_domain": DOMAIN,
-        "openclaw_nginx_install": False,
-        "openclaw_nginx_binary": nginx_server.binary,
-        "openclaw_nginx_main_conf": str(nginx_server.conf_file),
-        "openclaw_nginx_site_dir": str(nginx_server.conf_d),
-        "openclaw_nginx_openclaw_dir": str(nginx_server.prefix / "openclaw"),
-        "openclaw_nginx_command_args": ["-p", str(nginx_server.prefix), "-e", str(nginx_server.error_log)],
-        "openclaw_nginx_listen_address": "127.0.0.1",
-        "openclaw_nginx_http_port": http_port,
-        "openclaw_nginx_https_port": https_port,
-        "openclaw_nginx_status_port": status_port,
-        "openclaw_nginx_certificate": str(cert),
-        "openclaw_nginx_certificate_key": str(key),
         "openclaw_nginx_confirm_timeout": 5,
+        **nginx_server.role_variables(http_port, https_port, status_port, cert, key),
     }
     inventory = {
         "all": {"vars": {**local, **settings}},

@@ -42,6 +42,9 @@ class PebbleACME:
     challtestsrv_binary: str
     work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="openclaw-pebble-")))
     host: str = LOOPBACK
+    # "host:port" of a DNS server to validate DNS-01 against instead of the
+    # bundled pebble-challtestsrv (for example a BIND taking RFC 2136 updates).
+    dns_server: str | None = None
     processes: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -83,6 +86,24 @@ class PebbleACME:
         config_path = self.work_dir / "pebble-config.json"
         config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
 
+        if self.dns_server is None:
+            self._start_challtestsrv()
+        env = dict(os.environ, PEBBLE_VA_NOSLEEP="1", PEBBLE_WFE_NONCEREJECT="0")
+        pebble_log = open(self.work_dir / "pebble.log", "wb")  # noqa: SIM115 - closed with the process
+        pebble = subprocess.Popen(
+            [self.pebble_binary, "-config", str(config_path), "-dnsserver", self.dns_server or f"{self.host}:{self.dns_port}"],
+            stdout=pebble_log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        self.processes.append((pebble, pebble_log))
+        wait_for_port(self.acme_port, 15, "pebble", host=self.host, process=pebble)
+        wait_for_port(self.management_port, 15, "pebble management", host=self.host, process=pebble)
+        self.root_ca = self.work_dir / "pebble-root.pem"
+        self.root_ca.write_bytes(self.fetch_root())
+        return self
+
+    def _start_challtestsrv(self) -> None:
         challtestsrv_log = open(self.work_dir / "challtestsrv.log", "wb")  # noqa: SIM115 - closed with the process
         challtestsrv = subprocess.Popen(
             [
@@ -107,21 +128,6 @@ class PebbleACME:
         )
         self.processes.append((challtestsrv, challtestsrv_log))
         wait_for_port(self.challtestsrv_port, 15, "pebble-challtestsrv", host=self.host, process=challtestsrv)
-
-        env = dict(os.environ, PEBBLE_VA_NOSLEEP="1", PEBBLE_WFE_NONCEREJECT="0")
-        pebble_log = open(self.work_dir / "pebble.log", "wb")  # noqa: SIM115 - closed with the process
-        pebble = subprocess.Popen(
-            [self.pebble_binary, "-config", str(config_path), "-dnsserver", f"{self.host}:{self.dns_port}"],
-            stdout=pebble_log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        self.processes.append((pebble, pebble_log))
-        wait_for_port(self.acme_port, 15, "pebble", host=self.host, process=pebble)
-        wait_for_port(self.management_port, 15, "pebble management", host=self.host, process=pebble)
-        self.root_ca = self.work_dir / "pebble-root.pem"
-        self.root_ca.write_bytes(self.fetch_root())
-        return self
 
     def fetch_root(self) -> bytes:
         """Pebble's issuing root (regenerated at every start), from /roots/0."""

@@ -12,8 +12,9 @@ import yaml
 from cryptography import x509
 
 from harness.ansible import REPO_ROOT, recap, run
+from harness.bind import BindServer, named_binary
 from harness.common import free_ports, stop_process, wait_for_port
-from harness.pebble import HOOK
+from harness.pebble import HOOK, PebbleACME, pebble_binaries
 
 DOMAIN = "tls.test"
 STANDIN = REPO_ROOT / "tests" / "images" / "gateway" / "gateway_standin.py"
@@ -113,3 +114,49 @@ def test_self_signed_certificate_for_offline_use(tmp_path):
     assert sorted(names) == ["*.openclaw.localhost", "openclaw.localhost"]
     second = run("ansible-playbook", "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml"))
     assert recap(second.stdout)["srv1"]["changed"] == 0
+
+
+@pytest.fixture
+def bind_and_pebble():
+    """A BIND taking TSIG-signed updates for the zone, and a Pebble that validates DNS-01 against it."""
+    named = named_binary()
+    binaries = pebble_binaries()
+    if named is None or binaries is None:
+        pytest.skip("named (apt-get install bind9) or pebble not installed")
+    with BindServer(binary=named, zone="rfc.test") as bind, PebbleACME(*binaries, dns_server=f"{bind.host}:{bind.port}") as acme:
+        yield bind, acme
+
+
+def test_rfc2136_provider_updates_a_real_dns_server(bind_and_pebble, tmp_path):
+    bind, acme = bind_and_pebble
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    settings = {
+        "openclaw_domain": "rfc.test",
+        "openclaw_cert_provider": "rfc2136",
+        "openclaw_cert_install_packages": False,
+        "openclaw_cert_dir": str(tmp_path / "certs"),
+        "openclaw_certbot_dir": str(tmp_path / "certbot"),
+        "openclaw_cert_deploy_hook_path": str(tmp_path / "deploy-hook"),
+        "openclaw_cert_reload_command": [],
+        "openclaw_acme_directory": acme.directory_url,
+        "openclaw_cert_environment": {"REQUESTS_CA_BUNDLE": str(acme.listener_ca)},
+        "openclaw_cert_rfc2136_server": bind.host,
+        "openclaw_cert_rfc2136_port": bind.port,
+        "openclaw_cert_rfc2136_name": bind.key_name,
+        "openclaw_cert_rfc2136_secret": bind.secret,
+        "openclaw_cert_dns_propagation_seconds": 1,
+    }
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"openclaw_servers": {"hosts": {"srv1": {**local, **settings}}}}), encoding="utf-8")
+    play = [{"name": "Certificate", "hosts": "openclaw_servers", "gather_facts": False, "roles": [{"role": "openclaw.standalone.certificates"}]}]
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(play), encoding="utf-8")
+
+    issued = run("ansible-playbook", "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml"), "-v")
+    assert issued.returncode == 0, issued.stdout[-4000:]
+    assert bind.secret not in issued.stdout + issued.stderr
+    credentials = tmp_path / "certbot" / "rfc2136.ini"
+    assert credentials.stat().st_mode & 0o777 == 0o600
+    certificate = x509.load_pem_x509_certificate((tmp_path / "certs" / "fullchain.pem").read_bytes())
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert sorted(names) == ["*.rfc.test", "rfc.test"]
+    chain = x509.load_pem_x509_certificates((tmp_path / "certs" / "fullchain.pem").read_bytes())
+    chain[-1].verify_directly_issued_by(x509.load_pem_x509_certificate(acme.root_ca.read_bytes()))

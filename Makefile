@@ -91,6 +91,10 @@ bench: setup ## Benchmarks; numbers go to bench/results/
 	@mkdir -p bench/results
 	python bench/run.py --output bench/results/latest.json
 
+.PHONY: docs
+docs: setup ## Regenerate the README's inventory reference from the roles' argument specs
+	python tools/inventory_reference.py --write
+
 .PHONY: build
 build: setup ## Build the collection tarball into .build/dist
 	@mkdir -p .build/dist

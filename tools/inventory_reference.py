@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Render the README's inventory reference from the roles' meta/argument_specs.yml.
 
     python3 tools/inventory_reference.py          # print the table

@@ -239,6 +239,36 @@ class _Unset:
 UNSET = _Unset()
 
 
+POSTGRES_MODES = ("container", "external")
+CERT_PROVIDERS = {
+    # provider: settings it cannot work without
+    "self_signed": (),
+    "hook": ("openclaw_cert_auth_hook", "openclaw_cert_cleanup_hook"),
+    "rfc2136": ("openclaw_cert_rfc2136_server", "openclaw_cert_rfc2136_name", "openclaw_cert_rfc2136_secret"),
+    "cloudflare": ("openclaw_cert_cloudflare_api_token",),
+}
+
+
+def server_setting_problems(hostvars, server):
+    """Server settings whose absence would only show half-way through a converge."""
+    problems = []
+    mode = _get(hostvars, server, "openclaw_postgres_mode", "container")
+    if mode not in POSTGRES_MODES:
+        problems.append(Problem(server, "openclaw_postgres_mode", "postgres-mode", "%s is not one of %s" % (_show(mode), ", ".join(POSTGRES_MODES))))
+    elif mode == "external" and _get(hostvars, server, "openclaw_postgres_host", None) in (None, ""):
+        problems.append(Problem(server, "openclaw_postgres_host", "postgres-external", "is required with openclaw_postgres_mode external"))
+    provider = _get(hostvars, server, "openclaw_cert_provider", "self_signed")
+    if provider not in CERT_PROVIDERS:
+        problems.append(
+            Problem(server, "openclaw_cert_provider", "cert-provider", "%s is not one of %s" % (_show(provider), ", ".join(sorted(CERT_PROVIDERS))))
+        )
+    else:
+        for name in CERT_PROVIDERS[provider]:
+            if _get(hostvars, server, name, None) in (None, ""):
+                problems.append(Problem(server, name, "cert-provider-setting", "is required with openclaw_cert_provider %s" % provider))
+    return problems
+
+
 def inventory_problems(hostvars, groups, server_group="openclaw_servers", tenant_group="openclaw_tenants"):
     """Every problem of a whole inventory, in a stable order.
 
@@ -260,6 +290,7 @@ def inventory_problems(hostvars, groups, server_group="openclaw_servers", tenant
     valid_slugs = []
 
     for server in servers:
+        problems.extend(server_setting_problems(hostvars, server))
         for name in ("openclaw_postgres_port", "openclaw_webhook_port", "openclaw_upload_port"):
             value = _get(hostvars, server, name, UNSET)
             if value is UNSET and name == "openclaw_postgres_port" and _get(hostvars, server, "openclaw_postgres_mode", "container") == "container":

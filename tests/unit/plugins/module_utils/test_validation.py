@@ -230,7 +230,7 @@ def test_every_problem_of_an_inventory_is_reported_at_once():
 
 
 def test_external_postgres_frees_the_default_port():
-    hostvars, groups = inventory({"erin": {"openclaw_port": 5435}}, servers={"srv1": {"openclaw_postgres_mode": "external"}})
+    hostvars, groups = inventory({"erin": {"openclaw_port": 5435}}, servers={"srv1": {"openclaw_postgres_mode": "external", "openclaw_postgres_host": "db"}})
     assert v.inventory_problems(hostvars, groups) == []
 
 
@@ -250,3 +250,25 @@ def test_an_inventory_without_servers_is_refused():
 def test_problem_text_names_host_variable_and_rule():
     (problem,) = v.port_problems(80, host="aliya")
     assert str(problem) == "aliya: openclaw_port: 80 is outside 1024-65535 (rule: port-range)"
+
+
+@pytest.mark.parametrize(
+    ("server", "expected"),
+    [
+        ({}, set()),
+        ({"openclaw_postgres_mode": "external", "openclaw_postgres_host": "db.example.com"}, set()),
+        ({"openclaw_cert_provider": "cloudflare", "openclaw_cert_cloudflare_api_token": "t"}, set()),
+        ({"openclaw_postgres_mode": "docker"}, {("openclaw_postgres_mode", "postgres-mode")}),
+        ({"openclaw_postgres_mode": "external"}, {("openclaw_postgres_host", "postgres-external")}),
+        ({"openclaw_cert_provider": "letsencrypt"}, {("openclaw_cert_provider", "cert-provider")}),
+        ({"openclaw_cert_provider": "cloudflare"}, {("openclaw_cert_cloudflare_api_token", "cert-provider-setting")}),
+        ({"openclaw_cert_provider": "hook", "openclaw_cert_auth_hook": "/bin/true"}, {("openclaw_cert_cleanup_hook", "cert-provider-setting")}),
+        (
+            {"openclaw_cert_provider": "rfc2136", "openclaw_cert_rfc2136_server": "ns1"},
+            {("openclaw_cert_rfc2136_name", "cert-provider-setting"), ("openclaw_cert_rfc2136_secret", "cert-provider-setting")},
+        ),
+    ],
+)
+def test_server_settings_that_would_fail_half_way(server, expected):
+    hostvars, groups = inventory({"aliya": {"openclaw_port": 18801}}, servers={"srv1": server})
+    assert {(p.variable, p.rule) for p in v.inventory_problems(hostvars, groups)} == expected

@@ -23,8 +23,8 @@ options:
     default: 5432
   login_user:
     description:
-      - Role to connect as. Creating databases and roles needs a superuser or a role with
-        C(CREATEDB) and C(CREATEROLE).
+      - Role to connect as. It must be a superuser - managing role passwords reads C(pg_authid), and
+        migrations create extensions such as C(pgcrypto).
     type: str
     default: postgres
   login_password:
@@ -57,6 +57,8 @@ options:
 requirements:
   - psycopg2 on the managed host (Debian package C(python3-psycopg2)).
 notes:
+  - Passwords are sent to PostgreSQL as SCRAM-SHA-256 verifiers computed on the managed host, never as plain
+    text, so they do not show in C(pg_stat_activity) or the server log.
   - Identifiers are always quoted with C(psycopg2.sql.Identifier) and values passed as
     query parameters; names that break the collection's naming rules are refused before
     connecting.

@@ -13,7 +13,7 @@ the statements a real run would execute.
 
 from __future__ import annotations
 
-from ansible_collections.openclaw.standalone.plugins.module_utils.postgres import password_verifier_matches, sql
+from ansible_collections.openclaw.standalone.plugins.module_utils.postgres import password_verifier_matches, scram_verifier, sql
 
 # Schemas whose objects belong to the database's owner role. System schemas and
 # objects that are members of an extension (pgcrypto's functions) are left alone.
@@ -66,13 +66,13 @@ def apply_role(cur, name, password, changes, dry_run=False):
         if password is None:
             return _run(cur, sql.SQL("CREATE ROLE {} LOGIN").format(role), dry_run=dry_run)
         query = sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s").format(role)
-        return _run(cur, query, (password,), dry_run, shown="CREATE ROLE %s LOGIN%s" % (role.as_string(cur), masked))
+        return _run(cur, query, (scram_verifier(password),), dry_run, shown="CREATE ROLE %s LOGIN%s" % (role.as_string(cur), masked))
     statements = []
     if "login" in changes:
         statements += _run(cur, sql.SQL("ALTER ROLE {} LOGIN").format(role), dry_run=dry_run)
     if "password" in changes:
         query = sql.SQL("ALTER ROLE {} PASSWORD %s").format(role)
-        statements += _run(cur, query, (password,), dry_run, shown="ALTER ROLE %s%s" % (role.as_string(cur), masked))
+        statements += _run(cur, query, (scram_verifier(password),), dry_run, shown="ALTER ROLE %s%s" % (role.as_string(cur), masked))
     return statements
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
 import traceback
 
 from ansible.module_utils.basic import missing_required_lib
@@ -128,6 +129,20 @@ def scram_verifier_matches(verifier, password):
     stored_key = hashlib.sha256(client_key).digest()
     server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
     return hmac.compare_digest(stored_key, base64.b64decode(stored_key_b64)) and hmac.compare_digest(server_key, base64.b64decode(server_key_b64))
+
+
+def scram_verifier(password, iterations=4096, salt=None):
+    """A SCRAM-SHA-256 verifier for ``password``, in pg_authid's format.
+
+    Sending the verifier instead of the password keeps the password out of
+    pg_stat_activity and the server log (log_statement=ddl).
+    """
+    salt = os.urandom(16) if salt is None else salt
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
+    stored_key = hashlib.sha256(hmac.new(salted, b"Client Key", hashlib.sha256).digest()).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    encode = lambda raw: base64.b64encode(raw).decode("ascii")  # noqa: E731
+    return "SCRAM-SHA-256$%d:%s$%s:%s" % (iterations, encode(salt), encode(stored_key), encode(server_key))
 
 
 def password_verifier_matches(verifier, role, password):

@@ -234,6 +234,7 @@ backup_file:
 import contextlib
 import datetime
 import os
+import re
 import secrets
 import subprocess
 import tempfile
@@ -472,7 +473,10 @@ class SchemaRun:
             self.fail("cannot create backup_dir %s: %s" % (backup_dir, exc))
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
         final = os.path.join(backup_dir, "%s-%s%s.dump" % (name, stamp, "-" + label if label else ""))
-        handle, partial = tempfile.mkstemp(prefix=".%s-" % name, suffix=".dump.partial", dir=backup_dir)
+        try:
+            handle, partial = tempfile.mkstemp(prefix=".%s-" % name, suffix=".dump.partial", dir=backup_dir)
+        except OSError as exc:
+            self.fail("cannot write a dump into backup_dir %s: %s" % (backup_dir, exc))
         env = dict(os.environ, PGCONNECT_TIMEOUT=str(self.params["connect_timeout"]), PGSSLMODE=self.params["ssl_mode"])
         if self.params["login_password"]:
             env["PGPASSWORD"] = self.params["login_password"]  # never on the command line
@@ -501,16 +505,17 @@ class SchemaRun:
     def prune_backups(self, name):
         """Keep the newest backup_keep pre-migration dumps of ``name``; purge dumps are never pruned."""
         backup_dir = self.params["backup_dir"]
-        prefix = name + "-"
-        dumps = sorted(
-            entry
-            for entry in os.listdir(backup_dir)
-            if entry.startswith(prefix) and entry.endswith(".dump") and "-pre-v" in entry and entry[len(prefix) : len(prefix) + 1].isdigit()
-        )
-        keep = max(self.params["backup_keep"], 1)
-        pruned = dumps[:-keep]
-        for entry in pruned:
-            os.unlink(os.path.join(backup_dir, entry))
+        # Exactly this database's names: slugs may contain '-', so a looser match
+        # would take openclaw_ali-2's dumps for openclaw_ali's.
+        own = re.compile(re.escape(name) + r"-[0-9]{8}T[0-9]{12}Z-pre-v[0-9]+\.dump")
+        try:
+            dumps = sorted(entry for entry in os.listdir(backup_dir) if own.fullmatch(entry))
+            keep = max(self.params["backup_keep"], 1)
+            pruned = dumps[:-keep]
+            for entry in pruned:
+                os.unlink(os.path.join(backup_dir, entry))
+        except OSError as exc:
+            self.fail("cannot prune old dumps in %s: %s" % (backup_dir, exc))
         if pruned:
             self.result["pruned_backups"] = pruned
 

@@ -428,3 +428,22 @@ def test_password_files_are_generated_on_the_host_once_and_never_printed(pg_clus
     assert again.result["changed"] is False
     assert "generated_password_file" not in again.result
     assert secret_file.read_text(encoding="utf-8").strip() == password
+
+
+def test_pruning_keeps_other_databases_dumps_whose_names_share_a_prefix(pg_cluster, tenant, tmp_path):
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    # Dumps of another tenant whose slug extends this one's (openclaw_<slug>-2).
+    neighbours = [backups / f"{tenant['name']}-2-20260101T00000000000{index}Z-pre-v002.dump" for index in range(3)]
+    for path in neighbours:
+        path.write_bytes(b"neighbour")
+    scripts = {"V001__first.sql": "CREATE TABLE t1 (id int);\n"}
+    migrations = write_migrations(tmp_path / "m", scripts)
+    options = schema(pg_cluster, migrations_path=str(migrations), backup=True, backup_keep=1, backup_dir=str(backups), **tenant)
+    assert run_module(MODULE, options).returncode == 0
+    for version in (2, 3):
+        scripts[f"V{version:03d}__step.sql"] = f"CREATE TABLE t{version} (id int);\n"
+        write_migrations(migrations, scripts)
+        assert run_module(MODULE, options).returncode == 0
+    assert all(path.exists() for path in neighbours)
+    assert len(list(backups.glob(f"{tenant['name']}-2026*-pre-v*.dump"))) == 1

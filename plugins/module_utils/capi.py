@@ -72,8 +72,9 @@ class CapiError(Exception):
 class GraphError(Exception):
     """An error answer from the Graph API (or no answer at all)."""
 
-    def __init__(self, message, http_status=None, code=None, subcode=None, fbtrace_id=None, is_transient=False):
+    def __init__(self, message, http_status=None, code=None, subcode=None, fbtrace_id=None, is_transient=False, outcome_unknown=False):
         super().__init__(message)
+        self.outcome_unknown = outcome_unknown
         self.message = message
         self.http_status = http_status
         self.code = code
@@ -83,7 +84,9 @@ class GraphError(Exception):
 
     @property
     def transient(self):
-        """Whether retrying can help: 5xx, no answer, throttling codes, or Meta says so."""
+        """Whether retrying can help: 5xx, no connection, throttling codes, or Meta says so."""
+        if self.outcome_unknown:
+            return False
         if self.is_transient or self.code in TRANSIENT_CODES:
             return True
         if self.code is None:
@@ -267,8 +270,16 @@ class CapiClient:
                 timeout=self.timeout,
                 verify=self.verify,
             )
-        except requests.exceptions.Timeout:
-            raise GraphError("no answer within %ss" % self.timeout) from None
+        except requests.exceptions.ConnectTimeout:
+            raise GraphError("could not connect within %ss" % self.timeout) from None
+        except requests.exceptions.ReadTimeout:
+            # The request was sent: Meta may have counted the event, and it does
+            # not deduplicate business-messaging events, so a retry could count
+            # it twice. Fail instead; the operator checks Events Manager.
+            raise GraphError(
+                "no answer within %ss after the request was sent; the event may have been received, so it was not retried" % self.timeout,
+                outcome_unknown=True,
+            ) from None
         except requests.exceptions.RequestException as exc:
             # The exception text can hold the request; keep only its class.
             raise GraphError("request failed: %s" % type(exc).__name__) from None

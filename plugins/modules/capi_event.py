@@ -12,8 +12,8 @@ description:
   - B(Tenant mode) (O(tenant)) - reads the tenant's active C(capi_settings) row and the C(wa_dialogs) row of
     O(phone) from the tenant database, sends the event of O(level) once, logs every attempt to
     C(capi_events_log) and marks the dialog (C(lN_sent), C(lN_sent_at), C(lN_event_id)), all in the transaction
-    that holds a lock on the dialog row, so concurrent calls for the same dialog and level send exactly one
-    event.
+    that holds a lock on the dialog and level (a transaction-scoped advisory lock), so concurrent calls for the
+    same dialog and level send exactly one event.
   - B(Direct mode) (O(dataset_id), O(access_token)) - sends one event built from the options, or the list
     O(events), without a database. Events are validated locally first and sent up to 1,000 per request;
     when Meta still rejects a request, it is split to isolate the rejected events and the rest are sent.
@@ -22,9 +22,12 @@ description:
     for business messaging. Other dialogs are sent as C(action_source=chat) with the hashed phone, or skipped,
     by O(non_ctwa).
   - The access token travels in the C(Authorization) header only, never in a URL, log row or result.
-  - Transient failures (HTTP 5xx, timeouts, Graph codes 1, 2, 4, 17, 341, 613, 80000-80014, C(is_transient))
-    are retried with exponential backoff and jitter; other errors fail at once with Meta's message, code,
-    subcode and C(fbtrace_id).
+  - Transient failures (HTTP 5xx, connection failures, Graph codes 1, 2, 4, 17, 341, 613, 80000-80014,
+    C(is_transient)) are retried with exponential backoff and jitter; other errors fail at once with Meta's
+    message, code, subcode and C(fbtrace_id).
+  - A request that was sent but got no answer within O(timeout) is not retried - Meta may have counted it, and
+    it does not deduplicate business-messaging events - and fails saying so (nothing is marked; check Events
+    Manager before sending again with O(force)).
 author: OpenClaw Standalone maintainers (@openclaw-standalone)
 extends_documentation_fragment:
   - openclaw.standalone.postgres
@@ -173,8 +176,8 @@ options:
     type: list
     elements: dict
 notes:
-  - Meta does not deduplicate business-messaging events; in tenant mode this module does (dialog row lock,
-    C(lN_sent) flags, and a unique index on successful C(event_id)s).
+  - Meta does not deduplicate business-messaging events; in tenant mode this module does (a lock per dialog
+    and level, C(lN_sent) flags, and a unique index on successful C(event_id)s).
 seealso:
   - name: Conversions API for Business Messaging
     description: Meta's guide to sending WhatsApp events.
@@ -405,12 +408,18 @@ class CapiRun:
                 conn.rollback()
                 self.fail("no active capi_settings row in %s; nothing was sent" % dbname)
             self.module.no_log_values.add(settings["access_token"])
-            # Concurrent calls for this dialog queue here; the first one's commit decides for the rest.
+            # Waits for a concurrent sender of this dialog and level (see below) are bounded too.
             cur.execute("SET LOCAL lock_timeout = %s", ("%ds" % int(params["timeout"] * (params["retries"] + 1) + 60),))
-            dialog = read_dialog(cur, phone, lock=not self.module.check_mode)
+            dialog = read_dialog(cur, phone)
             if dialog is None:
                 conn.rollback()
                 self.fail("no WhatsApp dialog with phone %s in %s (stored as %s or +%s); nothing was sent" % (params["phone"], dbname, phone, phone))
+            if not self.module.check_mode:
+                # One sender per dialog and level at a time, held until commit. An
+                # advisory lock rather than a row lock, so the gateway's own updates
+                # of the dialog are not held up while Meta answers.
+                cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ("openclaw.capi/%s/L%d" % (dialog["id"], level),))
+                dialog = read_dialog(cur, phone)  # re-read: the previous holder may have sent it
             flag = "l%d" % level
             event_name = params["event_name"] or settings["%s_event_name" % flag] or capi.DEFAULT_LEVEL_EVENTS[level]
             event_id = capi.dialog_event_id(params["tenant"], dialog["id"], level)
@@ -449,9 +458,10 @@ class CapiRun:
             )
             if skip_reason:
                 self.result["reason"] = skip_reason
-                if not self.module.check_mode and not already_logged(cur, event_id, "skipped"):
-                    insert_log(cur, log, event_id, "skipped", error_text=skip_reason)
+                if not already_logged(cur, event_id, "skipped"):
                     self.result["changed"] = True
+                    if not self.module.check_mode:
+                        insert_log(cur, log, event_id, "skipped", error_text=skip_reason)
                 conn.commit()
                 return
             problems = capi.event_problems(event)
@@ -619,10 +629,10 @@ DIALOG_COLUMNS = (
 )  # fmt: skip
 
 
-def read_dialog(cur, phone, lock):
+def read_dialog(cur, phone):
     # Baileys rows store digits, WhatsApp Cloud API rows '+digits'.
-    query = sql.SQL("SELECT {} FROM wa_dialogs WHERE phone = ANY(%s) ORDER BY phone LIMIT 1{}").format(
-        sql.SQL(", ").join(sql.Identifier(column) for column in DIALOG_COLUMNS), sql.SQL(" FOR UPDATE" if lock else "")
+    query = sql.SQL("SELECT {} FROM wa_dialogs WHERE phone = ANY(%s) ORDER BY phone LIMIT 1").format(
+        sql.SQL(", ").join(sql.Identifier(column) for column in DIALOG_COLUMNS)
     )
     cur.execute(query, ([phone, "+" + phone],))
     row = cur.fetchone()

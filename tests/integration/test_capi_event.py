@@ -175,10 +175,14 @@ def test_token_never_appears_in_results_or_verbose_output(pg_cluster, graph_api,
 
 def test_dialog_without_ad_click_is_skipped_once_when_asked(pg_cluster, graph_api, tenant_db):
     phone = new_dialog(tenant_db, ctwa_clid=None)
+    predicted = capi(pg_cluster, graph_api, tenant_db, {"phone": phone, "level": 1, "non_ctwa": "skip"}, "--check")
+    assert predicted.result["changed"] is True
+    assert log_rows(tenant_db, phone) == []
     skipped = capi(pg_cluster, graph_api, tenant_db, {"phone": phone, "level": 1, "non_ctwa": "skip"})
     assert skipped.result["changed"] is True
     assert "no ctwa_clid" in skipped.result["reason"]
     assert capi(pg_cluster, graph_api, tenant_db, {"phone": phone, "level": 1, "non_ctwa": "skip"}).result["changed"] is False
+    assert capi(pg_cluster, graph_api, tenant_db, {"phone": phone, "level": 1, "non_ctwa": "skip"}, "--check").result["changed"] is False
     assert [row[0] for row in log_rows(tenant_db, phone)] == ["skipped"]
     assert graph_api.requests() == []
 
@@ -274,3 +278,15 @@ def test_operator_playbook_sends_for_one_tenant(pg_cluster, graph_api, tenant_db
     again = run("ansible-playbook", *args, env=env)
     assert recap(again.stdout)[tenant_db["slug"]]["changed"] == 0
     assert "level 1 was already sent" in again.stdout
+
+
+def test_a_request_without_answer_is_not_retried(pg_cluster, graph_api, tenant_db):
+    phone = new_dialog(tenant_db)
+    graph_api.inject({"delay": 2})
+    failed = capi(pg_cluster, graph_api, tenant_db, {"phone": phone, "level": 1, "timeout": 1})
+    assert failed.returncode != 0
+    assert "the event may have been received, so it was not retried" in failed.result["msg"]
+    assert len(graph_api.requests()) == 1
+    assert flags(tenant_db, phone, 1) == (False, None)
+    assert [row[0] for row in log_rows(tenant_db, phone)] == ["error"]
+    time.sleep(2)  # let the stand-in finish the delayed answer before the next test resets it

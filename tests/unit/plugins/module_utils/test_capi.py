@@ -107,7 +107,8 @@ def test_purchase_with_value_and_currency_passes():
 @pytest.mark.parametrize(
     ("error", "transient"),
     [
-        (capi.GraphError("no answer"), True),
+        (capi.GraphError("no connection"), True),
+        (capi.GraphError("no answer after sending", outcome_unknown=True), False),
         (capi.GraphError("x", http_status=502), True),
         (capi.GraphError("x", http_status=400, code=4), True),
         (capi.GraphError("x", http_status=400, code=17), True),

@@ -225,6 +225,13 @@ def seed_style_database(pg_cluster, dbname: str, drop_table: str | None = None):
         cur.execute((TENANT_MIGRATIONS / "V001__baseline.sql").read_text(encoding="utf-8"))
         cur.execute("UPDATE config SET fb_page_id = %s WHERE id = 1", ("page-42",))
         cur.execute("INSERT INTO wa_dialogs (phone, name, incoming_count) VALUES (%s, %s, %s)", ("77011234567", "Aliya", 5))
+        # The old send script could log one event as sent twice.
+        for minute in (1, 2):
+            cur.execute(
+                "INSERT INTO capi_events_log (phone, event_name, event_level, pixel_id, event_id, status, sent_at)"
+                " VALUES ('77011234567', 'LeadSubmitted', 1, 'px', 'evt-dup', 'success', now() - %s * interval '1 minute')",
+                (minute,),
+            )
         if drop_table:
             cur.execute(f"DROP TABLE {drop_table} CASCADE")
 
@@ -249,6 +256,8 @@ def test_seed_style_database_is_adopted_without_touching_data(pg_cluster, tenant
     assert history(pg_cluster, tenant["name"])[0] == (1, "BASELINE", "V001__baseline.sql", True)
     assert query(pg_cluster, tenant["name"], "SELECT fb_page_id FROM config WHERE id = 1") == [("page-42",)]
     assert query(pg_cluster, tenant["name"], "SELECT phone, name, incoming_count FROM wa_dialogs") == [("77011234567", "Aliya", 5)]
+    # V002 kept both log rows of the duplicate and re-marked the later one.
+    assert query(pg_cluster, tenant["name"], "SELECT status FROM capi_events_log WHERE event_id = 'evt-dup' ORDER BY sent_at") == [("success",), ("error",)]
     # Adopted tables now belong to the tenant's role, which can use them.
     assert query(pg_cluster, tenant["name"], "SELECT count(*) FROM wa_dialogs", user=tenant["owner"], password=tenant["owner_password"]) == [(1,)]
     assert run_module(MODULE, schema(pg_cluster, **tenant)).result["changed"] is False

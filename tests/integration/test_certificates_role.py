@@ -160,3 +160,20 @@ def test_rfc2136_provider_updates_a_real_dns_server(bind_and_pebble, tmp_path):
     assert sorted(names) == ["*.rfc.test", "rfc.test"]
     chain = x509.load_pem_x509_certificates((tmp_path / "certs" / "fullchain.pem").read_bytes())
     chain[-1].verify_directly_issued_by(x509.load_pem_x509_certificate(acme.root_ca.read_bytes()))
+
+
+def test_changing_the_provider_replaces_the_certificate(tls_site):
+    inventory = yaml.safe_load(tls_site["inventory"].read_text())
+    inventory["all"]["vars"]["openclaw_cert_provider"] = "self_signed"
+    tls_site["inventory"].write_text(yaml.safe_dump(inventory), encoding="utf-8")
+    assert run("ansible-playbook", "-i", str(tls_site["inventory"]), PLAYBOOK).returncode == 0
+    self_signed = file_certificate(tls_site)
+    assert self_signed.issuer == self_signed.subject
+
+    inventory["all"]["vars"]["openclaw_cert_provider"] = "hook"
+    tls_site["inventory"].write_text(yaml.safe_dump(inventory), encoding="utf-8")
+    switched = run("ansible-playbook", "-i", str(tls_site["inventory"]), PLAYBOOK)
+    assert switched.returncode == 0, switched.stdout[-3000:]
+    issued = file_certificate(tls_site)
+    assert issued.issuer != issued.subject  # now from Pebble's intermediate
+    assert served_certificate(tls_site, f"alpha.{DOMAIN}").serial_number == issued.serial_number

@@ -181,8 +181,8 @@ def main():
         if module.check_mode:
             # Nothing to lock or read: the file would be created with this one entry.
             converge(module, result, path, before=None)
-        os.makedirs(directory, mode=0o755, exist_ok=True)
     try:
+        os.makedirs(directory, mode=0o755, exist_ok=True)
         with MapLock(path, params["lock_timeout"]):
             try:
                 with open(path, encoding="utf-8") as handle:
@@ -192,6 +192,10 @@ def main():
             converge(module, result, path, before)
     except TimeoutError as exc:
         module.fail_json(msg=str(exc), **result)
+    except UnicodeDecodeError:
+        module.fail_json(msg="%s is not UTF-8 text; it was not changed" % path, **result)
+    except OSError as exc:
+        module.fail_json(msg="cannot update %s: %s" % (path, exc), **result)
 
 
 def converge(module, result, path, before):

@@ -20,8 +20,9 @@ description:
   - An existing database without history that already has every table of the baseline migration (as the
     seed platform's C(create-client.sh) left it) is adopted - the baseline is recorded, not run, and no data
     is touched.
-  - With O(owner), a C(LOGIN) role owns the database and every object in it, and C(CONNECT) on the
-    database is revoked from C(PUBLIC), so one tenant's role cannot open another tenant's database.
+  - C(CONNECT) and C(TEMPORARY) on the database are revoked from C(PUBLIC) (for the shared database too), so
+    one tenant's role cannot open another tenant's database; grant C(CONNECT) explicitly to any other role
+    that needs it. With O(owner), a C(LOGIN) role owns the database and every object in it.
   - The migration files are read on the controller by the module's action plugin, from the collection
     (or O(migrations_path)), and sent along with the module; nothing needs to be copied to the server.
 author: OpenClaw Standalone maintainers (@openclaw-standalone)
@@ -35,6 +36,8 @@ attributes:
     details:
       - Connects and reads the history; reports RV(pending) and what would change; writes nothing, not even
         the history table.
+      - RV(executed_statements) lists the statements a real run would execute, except the ownership changes
+        for objects that pending migrations have yet to create.
   diff_mode:
     support: full
   idempotent:

@@ -107,3 +107,18 @@ def test_nginx_routes_by_the_map_file(nginx_server, tmp_path):
     for slug, expected in (("aliya", nginx_server.http_port), ("bob", nginx_server.https_port), ("nobody", "none")):
         with urllib.request.urlopen(f"http://127.0.0.1:{nginx_server.https_port}/?slug={slug}", timeout=5) as response:
             assert response.read().decode().strip() == str(expected)
+
+
+def test_unwritable_or_unreadable_files_fail_with_a_message(tmp_path):
+    binary = tmp_path / "binary.map"
+    binary.write_bytes(b"aliya \xff\xfe;\n")
+    refused = run_module(MODULE, {"path": str(binary), "key": "bob", "value": "127.0.0.1:1"})
+    assert refused.returncode != 0
+    assert "is not UTF-8 text" in refused.result["msg"]
+    assert binary.read_bytes() == b"aliya \xff\xfe;\n"
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("x")
+    refused = run_module(MODULE, {"path": str(blocked / "tenants.map"), "key": "bob", "value": "127.0.0.1:1"})
+    assert refused.returncode != 0
+    assert refused.result["msg"].startswith("cannot update")
+    assert "Traceback" not in refused.stdout + refused.stderr

@@ -141,8 +141,8 @@ def scram_verifier(password, iterations=4096, salt=None):
     salted = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
     stored_key = hashlib.sha256(hmac.new(salted, b"Client Key", hashlib.sha256).digest()).digest()
     server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
-    encode = lambda raw: base64.b64encode(raw).decode("ascii")  # noqa: E731
-    return "SCRAM-SHA-256$%d:%s$%s:%s" % (iterations, encode(salt), encode(stored_key), encode(server_key))
+    salt_b64, stored_b64, server_b64 = (base64.b64encode(raw).decode("ascii") for raw in (salt, stored_key, server_key))
+    return "SCRAM-SHA-256$%d:%s$%s:%s" % (iterations, salt_b64, stored_b64, server_b64)
 
 
 def password_verifier_matches(verifier, role, password):

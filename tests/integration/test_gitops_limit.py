@@ -42,6 +42,11 @@ def repo(tmp_path):
     return tmp_path / INVENTORY, limit
 
 
+def append(path, text):
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(text)
+
+
 def edit_hosts(path, change):
     document = yaml.safe_load((path / "hosts.yml").read_text())
     change(document)
@@ -55,8 +60,7 @@ def test_nothing_changed(repo):
 
 def test_a_tenants_host_vars_give_that_tenant_and_its_server(repo):
     path, limit = repo
-    with open(path / "host_vars" / "marat" / "main.yml", "a", encoding="utf-8") as handle:
-        handle.write("openclaw_tenant_state: stopped\n")
+    append(path / "host_vars" / "marat" / "main.yml", "openclaw_tenant_state: stopped\n")
     assert limit() == "marat,srv1"
 
 
@@ -81,22 +85,19 @@ def test_a_removed_tenant_leaves_its_server(repo):
 
 def test_server_group_vars_give_every_server(repo):
     path, limit = repo
-    with open(path / "group_vars" / "openclaw_servers" / "main.yml", "a", encoding="utf-8") as handle:
-        handle.write("openclaw_db_backup_keep: 14\n")
+    append(path / "group_vars" / "openclaw_servers" / "main.yml", "openclaw_db_backup_keep: 14\n")
     assert limit() == "srv1,srv2"
 
 
 def test_tenant_group_vars_give_every_tenant_and_their_servers(repo):
     path, limit = repo
-    with open(path / "group_vars" / "openclaw_tenants" / "main.yml", "a", encoding="utf-8") as handle:
-        handle.write("openclaw_version: 2026.9.1\n")
+    append(path / "group_vars" / "openclaw_tenants" / "main.yml", "openclaw_version: 2026.9.1\n")
     assert limit() == "aliya,marat,srv1,srv2,sweepstake"
 
 
 def test_global_vars_mean_everything(repo):
     path, limit = repo
-    with open(path / "group_vars" / "all" / "main.yml", "a", encoding="utf-8") as handle:
-        handle.write("openclaw_capi_non_ctwa: skip\n")
+    append(path / "group_vars" / "all" / "main.yml", "openclaw_capi_non_ctwa: skip\n")
     assert limit() == "all"
 
 

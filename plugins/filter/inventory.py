@@ -28,9 +28,20 @@ def tenant_names(slug):
     return derived_names(slug)
 
 
+def server_tenants(hostvars, groups, server, tenant_group="openclaw_tenants"):
+    """Slugs of the tenants whose openclaw_server is ``server``, in inventory order."""
+    slugs = []
+    for tenant in groups.get(tenant_group) or []:
+        tenant_vars = hostvars[tenant]
+        if tenant_vars.get("openclaw_server") == server:
+            slugs.append(tenant_vars.get("openclaw_slug", tenant))
+    return slugs
+
+
 class FilterModule:
     def filters(self):
         return {
             "inventory_problems": inventory_problems,
             "tenant_names": tenant_names,
+            "server_tenants": server_tenants,
         }

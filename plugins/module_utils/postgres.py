@@ -15,6 +15,8 @@ import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 
+from ansible_collections.openclaw.standalone.plugins.module_utils.secret_files import read_secret_file  # re-exported
+
 try:
     import psycopg2
     import psycopg2.errors
@@ -38,7 +40,7 @@ def postgres_common_argument_spec():
         login_port=dict(type="int", default=5432),
         login_user=dict(type="str", default="postgres"),
         login_password=dict(type="str", no_log=True),
-        login_password_file=dict(type="path"),
+        login_password_file=dict(type="path", no_log=False),
         login_db=dict(type="str", default="postgres"),
         connect_timeout=dict(type="int", default=10),
         ssl_mode=dict(type="str", default="prefer", choices=["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]),
@@ -46,19 +48,6 @@ def postgres_common_argument_spec():
 
 
 POSTGRES_MUTUALLY_EXCLUSIVE = [("login_password", "login_password_file")]
-
-
-def read_secret_file(module, path, option):
-    """A secret kept in a file on the managed host; registered so it is masked in every output."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            secret = handle.read().strip()
-    except OSError as exc:
-        module.fail_json(msg="cannot read %s %s: %s" % (option, path, exc.strerror))
-    if not secret:
-        module.fail_json(msg="%s %s is empty" % (option, path))
-    module.no_log_values.add(secret)
-    return secret
 
 
 def resolve_login_password(module):

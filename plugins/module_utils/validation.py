@@ -240,6 +240,12 @@ UNSET = _Unset()
 
 
 POSTGRES_MODES = ("container", "external")
+GATEWAY_BINDS = ("loopback", "lan")
+# Secrets a shared service cannot run safely without (the seed shipped guessable defaults).
+SERVICE_SECRETS = {
+    "webhook": ("openclaw_fb_webhook_verify_token", "openclaw_waba_verify_token", "openclaw_waba_app_secret"),
+    "upload": (),
+}
 CERT_PROVIDERS = {
     # provider: settings it cannot work without
     "self_signed": (),
@@ -257,6 +263,29 @@ def server_setting_problems(hostvars, server):
         problems.append(Problem(server, "openclaw_postgres_mode", "postgres-mode", "%s is not one of %s" % (_show(mode), ", ".join(POSTGRES_MODES))))
     elif mode == "external" and _get(hostvars, server, "openclaw_postgres_host", None) in (None, ""):
         problems.append(Problem(server, "openclaw_postgres_host", "postgres-external", "is required with openclaw_postgres_mode external"))
+    if mode == "external" and _get(hostvars, server, "openclaw_postgres_password", None) in (None, ""):
+        problems.append(
+            Problem(server, "openclaw_postgres_password", "postgres-external", "is required with openclaw_postgres_mode external (set it from the vault)")
+        )
+    bind = _get(hostvars, server, "openclaw_runtime_gateway_bind", "loopback")
+    if bind not in GATEWAY_BINDS:
+        problems.append(Problem(server, "openclaw_runtime_gateway_bind", "gateway-bind", "%s is not one of %s" % (_show(bind), ", ".join(GATEWAY_BINDS))))
+    for service, secrets in SERVICE_SECRETS.items():
+        if _get(hostvars, server, "openclaw_%s_port" % service, None) is None:
+            continue
+        if not (_get(hostvars, server, "openclaw_%s_image" % service, "") or _get(hostvars, server, "openclaw_%s_build_context" % service, "")):
+            problems.append(
+                Problem(
+                    server,
+                    "openclaw_%s_image" % service,
+                    "service-source",
+                    "openclaw_%s_port is set, so the %s service runs: set openclaw_%s_image or openclaw_%s_build_context"
+                    % (service, service, service, service),
+                )
+            )
+        for name in secrets:
+            if _get(hostvars, server, name, None) in (None, ""):
+                problems.append(Problem(server, name, "service-secret", "is required when the %s service runs (openclaw_%s_port is set)" % (service, service)))
     provider = _get(hostvars, server, "openclaw_cert_provider", "self_signed")
     if provider not in CERT_PROVIDERS:
         problems.append(

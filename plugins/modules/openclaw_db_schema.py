@@ -267,7 +267,7 @@ def argument_spec():
         schema=dict(type="str", default="tenant", choices=["tenant", "shared"]),
         owner=dict(type="str"),
         owner_password=dict(type="str", no_log=True),
-        owner_password_file=dict(type="path"),
+        owner_password_file=dict(type="path", no_log=False),
         state=dict(type="str", default="present", choices=["present", "absent"]),
         purge=dict(type="bool", default=False),
         backup_dir=dict(type="path", default="/var/backups/openclaw"),

@@ -230,7 +230,10 @@ def test_every_problem_of_an_inventory_is_reported_at_once():
 
 
 def test_external_postgres_frees_the_default_port():
-    hostvars, groups = inventory({"erin": {"openclaw_port": 5435}}, servers={"srv1": {"openclaw_postgres_mode": "external", "openclaw_postgres_host": "db"}})
+    hostvars, groups = inventory(
+        {"erin": {"openclaw_port": 5435}},
+        servers={"srv1": {"openclaw_postgres_mode": "external", "openclaw_postgres_host": "db", "openclaw_postgres_password": "pw"}},
+    )
     assert v.inventory_problems(hostvars, groups) == []
 
 
@@ -256,10 +259,18 @@ def test_problem_text_names_host_variable_and_rule():
     ("server", "expected"),
     [
         ({}, set()),
-        ({"openclaw_postgres_mode": "external", "openclaw_postgres_host": "db.example.com"}, set()),
+        ({"openclaw_postgres_mode": "external", "openclaw_postgres_host": "db.example.com", "openclaw_postgres_password": "pw"}, set()),
+        ({"openclaw_postgres_mode": "external", "openclaw_postgres_host": "db.example.com"}, {("openclaw_postgres_password", "postgres-external")}),
+        ({"openclaw_runtime_gateway_bind": "public"}, {("openclaw_runtime_gateway_bind", "gateway-bind")}),
+        ({"openclaw_upload_port": 9001}, {("openclaw_upload_image", "service-source")}),
+        ({"openclaw_upload_port": 9001, "openclaw_upload_build_context": "services/upload"}, set()),
+        (
+            {"openclaw_webhook_port": 9000, "openclaw_webhook_image": "webhook:1", "openclaw_waba_verify_token": "t"},
+            {("openclaw_fb_webhook_verify_token", "service-secret"), ("openclaw_waba_app_secret", "service-secret")},
+        ),
         ({"openclaw_cert_provider": "cloudflare", "openclaw_cert_cloudflare_api_token": "t"}, set()),
         ({"openclaw_postgres_mode": "docker"}, {("openclaw_postgres_mode", "postgres-mode")}),
-        ({"openclaw_postgres_mode": "external"}, {("openclaw_postgres_host", "postgres-external")}),
+        ({"openclaw_postgres_mode": "external"}, {("openclaw_postgres_host", "postgres-external"), ("openclaw_postgres_password", "postgres-external")}),
         ({"openclaw_cert_provider": "letsencrypt"}, {("openclaw_cert_provider", "cert-provider")}),
         ({"openclaw_cert_provider": "cloudflare"}, {("openclaw_cert_cloudflare_api_token", "cert-provider-setting")}),
         ({"openclaw_cert_provider": "hook", "openclaw_cert_auth_hook": "/bin/true"}, {("openclaw_cert_cleanup_hook", "cert-provider-setting")}),

@@ -42,8 +42,13 @@ options:
     elements: str
   env:
     description:
-      - Environment variables. Values are secret - never logged or returned; a change of any value recreates
-        the container.
+      - Environment variables that are not secret (shown in the diff). A change recreates the container.
+    type: dict
+    default: {}
+  secret_env:
+    description:
+      - Secret environment variables - values are never logged or returned, the diff names only the variables.
+        A change of any value recreates the container.
     type: dict
     default: {}
   env_files:
@@ -118,7 +123,7 @@ options:
     description:
       - Restart policy.
     type: str
-    choices: [no, on-failure, always, unless-stopped]
+    choices: ["no", on-failure, always, unless-stopped]
     default: unless-stopped
   user:
     description:

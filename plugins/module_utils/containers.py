@@ -40,7 +40,8 @@ def container_argument_spec():
     return dict(
         image=dict(type="str"),
         command=dict(type="list", elements="str"),
-        env=dict(type="dict", default={}, no_log=True),
+        env=dict(type="dict", default={}),
+        secret_env=dict(type="dict", default={}, no_log=True),
         env_files=dict(type="dict", default={}),
         ports=dict(
             type="list",
@@ -106,15 +107,16 @@ def spec_problems(params):
             problems.append("memory must be a size such as 2g or 512m, got %r" % params["memory"])
     if params.get("cpus") is not None and params["cpus"] <= 0:
         problems.append("cpus must be greater than 0, got %s" % params["cpus"])
-    for name in list(params.get("env") or {}) + list(params.get("env_files") or {}):
+    for name in list(params.get("env") or {}) + list(params.get("secret_env") or {}) + list(params.get("env_files") or {}):
         if not name or "=" in name:
             problems.append("environment variable names must be non-empty and contain no '=', got %r" % name)
     return problems
 
 
-def desired_spec(params, image_id, environment, identity):
+def desired_spec(params, image_id, secrets, identity):
     """The whole desired configuration (secrets included), ready for hashing and creation.
 
+    ``secrets`` maps the secret environment variables to their values;
     ``identity`` holds the name, the role label value and the tenant (or None).
     """
     healthcheck = params.get("healthcheck")
@@ -123,7 +125,8 @@ def desired_spec(params, image_id, environment, identity):
         image=params["image"],
         image_id=image_id,
         command=params.get("command"),
-        env=dict(sorted(environment.items())),
+        env={str(key): str(value) for key, value in sorted((params.get("env") or {}).items())},
+        secret_env={str(key): str(value) for key, value in sorted(secrets.items())},
         ports=sorted((_port(p) for p in params.get("ports") or []), key=lambda p: (p["container_port"], p["protocol"], p["host_ip"])),
         volumes=list(params.get("volumes") or []),
         network=params.get("network"),
@@ -151,10 +154,10 @@ def _port(port):
 
 
 def summary(spec):
-    """The spec with environment values replaced by one digest: safe to store in a label and to show in a diff."""
+    """The spec with secret values replaced by one digest: safe to store in a label and to show in a diff."""
     shown = dict(spec)
-    shown["env"] = sorted(spec["env"])
-    shown["env_digest"] = config_hash(spec["env"])[:16]
+    shown["secret_env"] = sorted(spec["secret_env"])
+    shown["secret_env_digest"] = config_hash(spec["secret_env"])[:16]
     return shown
 
 
@@ -175,7 +178,7 @@ def create_arguments(spec):
         image=spec["image_id"],
         name=spec["name"],
         command=spec["command"],
-        environment=spec["env"],
+        environment={**spec["env"], **spec["secret_env"]},
         ports={"%d/%s" % (p["container_port"], p["protocol"]): (p["host_ip"], p["host_port"]) for p in spec["ports"]},
         volumes=spec["volumes"],
         network=spec["network"],

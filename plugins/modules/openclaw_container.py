@@ -14,7 +14,7 @@ description:
     changed; a hash of the desired configuration is kept in a label and compared on the next run. Otherwise
     it is left running untouched.
   - Published ports are refused unless bound to a loopback address.
-  - Secrets in O(env) or O(env_files) are never returned; the diff names environment variables, not values.
+  - Secrets in O(secret_env) or O(env_files) are never returned; the diff names those variables, not their values.
   - The server role uses it for the shared PostgreSQL container and the webhook and upload services. Tenant
     gateways have their own module, M(openclaw.standalone.openclaw_tenant).
 author: OpenClaw Standalone maintainers (@openclaw-standalone)
@@ -147,10 +147,10 @@ def main():
             image = find_image(client, params["image"])
             if image is None:
                 module.fail_json(msg="image %s is not on the host; build or load it first (images are never pulled here)" % params["image"], **result)
-            environment = dict(params["env"])
+            secrets = dict(params["secret_env"])
             for variable, path in sorted(params["env_files"].items()):
-                environment[variable] = read_secret_file(module, path, "env_files.%s" % variable)
-            spec = desired_spec(params, image.id, environment, identity)
+                secrets[variable] = read_secret_file(module, path, "env_files.%s" % variable)
+            spec = desired_spec(params, image.id, secrets, identity)
             converger.converge(spec, params["state"], params["stop_timeout"], params["wait"], params["wait_timeout"], params["recreate"])
     except DockerFailure as exc:
         module.fail_json(msg=str(exc), **result)

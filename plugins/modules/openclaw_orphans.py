@@ -104,7 +104,8 @@ def main():
     client = connect(module)
     result = dict(changed=False, orphans=[], removed=[])
     try:
-        found = [container for container in managed_containers(client, role="tenant", server=module.params["server"]) if container.labels.get(LABEL_TENANT) not in wanted]
+        tenant_containers = managed_containers(client, role="tenant", server=module.params["server"])
+        found = [container for container in tenant_containers if container.labels.get(LABEL_TENANT) not in wanted]
         found.sort(key=lambda container: container.name)
         result["orphans"] = [dict(name=c.name, tenant=c.labels.get(LABEL_TENANT), id=c.id, status=c.status) for c in found]
         if module.params["prune"]:

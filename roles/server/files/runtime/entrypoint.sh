@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Starts the OpenClaw gateway of one tenant.
 #
 # OPENCLAW_GATEWAY_BIND=lan       current releases: the gateway listens on

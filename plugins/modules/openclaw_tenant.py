@@ -1,0 +1,477 @@
+#!/usr/bin/python
+# Copyright: openclaw.standalone contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: openclaw_tenant
+short_description: Converge one tenant's OpenClaw gateway - workspace, token, skills and a hardened container
+version_added: 0.1.0
+description:
+  - Lays out the tenant's state directory C(<clients_dir>/<slug>/.openclaw) (owned by O(uid)/O(gid), directories
+    0700, files 0600), writes the managed files given in O(files) only when their content differs (atomically),
+    mirrors O(skills_src) into C(workspace/skills) as copies, keeps the gateway token and runs the container
+    C(openclaw-<slug>).
+  - Files the agent owns are never written or deleted - C(workspace/MEMORY.md), C(workspace/memory/),
+    C(workspace/SOUL.md), C(workspace/USER.md), C(devices/), and C(workspace/AGENTS.md) once OpenClaw has written
+    its own. A manifest outside the mounted directory (C(<clients_dir>/<slug>/.openclaw-managed.json)) records
+    what this module placed; only those files are ever removed.
+  - The gateway token is created once (32 random bytes, hex) in C(.openclaw/gateway_token) (0600). An existing
+    token file is always reused, also one written by other tools, so adopting a tenant keeps its token.
+  - The container is created, or replaced, only when the image id or the effective configuration (a hash kept
+    in a label) changed; otherwise it is left running untouched. It is hardened - all capabilities dropped,
+    C(no-new-privileges), an init process, memory/CPU/PID limits, rotated json-file logs, a health check against
+    the gateway, the port published on 127.0.0.1 only, no Docker socket unless O(docker_socket=true).
+  - The token, O(db_url), O(env) values and any file in O(secret_files) are never returned or shown in a diff.
+author: OpenClaw Standalone maintainers (@openclaw-standalone)
+extends_documentation_fragment:
+  - openclaw.standalone.attributes
+  - openclaw.standalone.docker
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  idempotent:
+    support: full
+options:
+  slug:
+    description:
+      - The tenant slug (a DNS label that is also a safe database, role, container and nginx map key).
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) or V(started) - everything converged and the container running (and healthy).
+      - V(stopped) - converged, container stopped.
+      - V(absent) - container removed. The workspace stays unless O(purge=true).
+    type: str
+    choices: [present, started, stopped, absent]
+    default: present
+  port:
+    description:
+      - Host port the gateway is published on, on 127.0.0.1 only (nginx proxies to it). Required unless O(state=absent).
+    type: int
+  container_port:
+    description:
+      - Port inside the container - V(18790) (socat in front of a loopback gateway, O(gateway_bind=loopback)) or
+        V(18789) (O(gateway_bind=lan)). Defaults to the one matching O(gateway_bind).
+    type: int
+  gateway_bind:
+    description:
+      - How the runtime image starts the gateway (C(OPENCLAW_GATEWAY_BIND)).
+    type: str
+    choices: [loopback, lan]
+    default: loopback
+  image:
+    description:
+      - Runtime image (local; never pulled). Required unless O(state=absent).
+    type: str
+  network:
+    description:
+      - Docker network the container joins (PostgreSQL and the shared services are reachable on it by name).
+    type: str
+    default: openclaw-net
+  clients_dir:
+    description:
+      - Parent directory of the tenant workspaces on the server.
+    type: path
+    default: /home/openclaw/clients
+  files:
+    description:
+      - Managed files, path relative to C(.openclaw) to content (rendered on the controller), for example
+        C(openclaw.json) or C(workspace/TOOLS.md). Paths the agent owns and C(workspace/skills) are refused.
+    type: dict
+    default: {}
+  secret_files:
+    description:
+      - Keys of O(files) whose content is secret - their diff shows a digest instead of the content.
+    type: list
+    elements: str
+    default: []
+  skills_src:
+    description:
+      - Directory on the server whose tree is mirrored into C(workspace/skills) (copies; symlinks are skipped).
+        Files it no longer has are removed from the workspace when they are still the copies placed here.
+    type: path
+  env:
+    description:
+      - Extra environment of the gateway. Values are secret - never logged or returned.
+    type: dict
+    default: {}
+  db_url:
+    description:
+      - C(OPENCLAW_DB_URL) of the gateway (the tenant's own role, never the superuser). Secret.
+      - Give it without a password and set O(db_password_file) to have the password read on the server.
+    type: str
+  db_password_file:
+    description:
+      - File on the server holding the password inserted into O(db_url), so the password never reaches the controller.
+    type: path
+  resources:
+    description:
+      - Container limits. Defaults fit one OpenClaw gateway (about 1.5-2 GiB of memory under load).
+    type: dict
+    default: {}
+    suboptions:
+      memory:
+        description: Memory limit.
+        type: str
+        default: 2g
+      cpus:
+        description: CPU limit in cores.
+        type: float
+        default: 1.0
+      pids:
+        description: Process limit.
+        type: int
+        default: 512
+  uid:
+    description:
+      - UID the gateway runs as and that owns the workspace.
+    type: int
+    default: 1001
+  gid:
+    description:
+      - GID the gateway runs as and that owns the workspace.
+    type: int
+    default: 1001
+  docker_socket:
+    description:
+      - Mount the host's Docker socket into the container. This hands the agent root on the host; only for
+        trusted setups. A warning is emitted.
+    type: bool
+    default: false
+  server:
+    description:
+      - Inventory name of the server, stored in a label so the orphan report of that server finds the container.
+    type: str
+  rotate_token:
+    description:
+      - Replace the gateway token with a new one and recreate the container. Browsers and integrations using the
+        old token must be given the new one.
+    type: bool
+    default: false
+  purge:
+    description:
+      - With O(state=absent), archive the workspace (tar.gz in O(backup_dir)) and then remove it.
+    type: bool
+    default: false
+  backup_dir:
+    description:
+      - Where O(purge) archives the workspace.
+    type: path
+    default: /var/backups/openclaw
+  log_max_size:
+    description: Size at which the container log is rotated.
+    type: str
+    default: 10m
+  log_max_file:
+    description: Rotated container logs kept.
+    type: int
+    default: 3
+  wait_timeout:
+    description:
+      - Seconds to wait for the gateway to become healthy. A gateway that does not fails the task with its last
+        log lines.
+    type: int
+    default: 120
+  stop_timeout:
+    description: Seconds a stop waits for the gateway to exit before it is killed.
+    type: int
+    default: 30
+"""
+
+EXAMPLES = r"""
+- name: Tenant aliya on its server
+  openclaw.standalone.openclaw_tenant:
+    slug: aliya
+    port: 18801
+    image: openclaw-runtime:2026.2.17
+    server: srv1
+    files:
+      openclaw.json: "{{ lookup('template', 'openclaw.json.j2') }}"
+      workspace/TOOLS.md: "{{ lookup('template', 'TOOLS.md.j2') }}"
+    skills_src: /opt/openclaw/skills
+    db_url: postgresql://openclaw_aliya@openclaw-postgres:5432/openclaw_aliya
+    db_password_file: /etc/openclaw/secrets/db-aliya.password
+
+- name: Give aliya a new gateway token
+  openclaw.standalone.openclaw_tenant:
+    slug: aliya
+    port: 18801
+    image: openclaw-runtime:2026.2.17
+    rotate_token: true
+
+- name: Remove bob, keeping an archive of the workspace
+  openclaw.standalone.openclaw_tenant:
+    slug: bob
+    state: absent
+    purge: true
+"""
+
+RETURN = r"""
+container:
+  description: The container after the run (empty when absent). Never its environment.
+  returned: always
+  type: dict
+  sample: {id: 3f1c..., name: openclaw-aliya, status: running, health: healthy}
+port:
+  description: The published host port (on 127.0.0.1).
+  returned: always
+  type: int
+state:
+  description: The state asked for.
+  returned: always
+  type: str
+recreated:
+  description: Whether an existing container was (or in check mode would be) replaced.
+  returned: always
+  type: bool
+token_created:
+  description: Whether a gateway token was (or would be) created or rotated. The token itself is never returned.
+  returned: always
+  type: bool
+changes:
+  description: What was (or in check mode would be) changed, one line each.
+  returned: always
+  type: list
+  elements: str
+  sample: [update workspace/TOOLS.md, recreate container]
+workspace:
+  description: The tenant's state directory on the server.
+  returned: always
+  type: str
+archive:
+  description: The workspace archive written by O(purge).
+  returned: when a purge archived the workspace
+  type: str
+"""
+
+import os
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.openclaw.standalone.plugins.module_utils.containers import ContainerConverger, desired_spec
+from ansible_collections.openclaw.standalone.plugins.module_utils.docker_common import (
+    LABEL_SERVER,
+    DockerFailure,
+    connect,
+    docker_common_argument_spec,
+    ensure_docker_sdk,
+    find_image,
+)
+from ansible_collections.openclaw.standalone.plugins.module_utils.secret_files import read_secret_file
+from ansible_collections.openclaw.standalone.plugins.module_utils.validation import derived_names, port_problems, slug_problems
+from ansible_collections.openclaw.standalone.plugins.module_utils.workspace import (
+    Workspace,
+    WorkspaceError,
+    archive_and_remove,
+    relative_path_problem,
+)
+
+CONTAINER_HOME = "/home/openclaw/.openclaw"
+CONTAINER_PORTS = {"loopback": 18790, "lan": 18789}
+DOCKER_SOCKET = "/var/run/docker.sock"
+# The gateway itself always listens on 18789 inside the container.
+HEALTHCHECK = ["CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:18789/healthz"]
+
+
+def input_problems(params):
+    problems = [str(problem) for problem in slug_problems(params["slug"], variable="slug")]
+    if params["state"] != "absent":
+        for option in ("port", "image"):
+            if params[option] is None:
+                problems.append("%s is required with state %s" % (option, params["state"]))
+        if params["port"] is not None:
+            problems.extend(str(problem) for problem in port_problems(params["port"], variable="port"))
+    for relative in params["files"]:
+        problem = relative_path_problem(relative)
+        if problem:
+            problems.append("files: " + problem)
+    for relative in params["secret_files"]:
+        if relative not in params["files"]:
+            problems.append("secret_files: %r is not a key of files" % relative)
+    if params["db_password_file"] and not params["db_url"]:
+        problems.append("db_password_file needs db_url")
+    if params["db_url"]:
+        parts = urlsplit(params["db_url"])
+        if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+            problems.append("db_url must be postgresql://user@host:port/database")
+        elif params["db_password_file"] and parts.password:
+            problems.append("db_url must not carry a password when db_password_file is set")
+    for name in params["env"]:
+        if not name or "=" in name or name in ("OPENCLAW_GATEWAY_TOKEN", "OPENCLAW_DB_URL", "OPENCLAW_GATEWAY_BIND"):
+            problems.append("env: %r is not allowed (empty, contains '=', or set by this module)" % name)
+    if params["purge"] and params["state"] != "absent":
+        problems.append("purge is only valid with state absent")
+    return problems
+
+
+def with_password(url, password):
+    parts = urlsplit(url)
+    netloc = "%s:%s@%s" % (quote(parts.username or "", safe=""), quote(password, safe=""), parts.hostname)
+    if parts.port:
+        netloc += ":%d" % parts.port
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def container_params(params, gateway_bind):
+    resources = params["resources"]
+    container_port = params["container_port"] or CONTAINER_PORTS[gateway_bind]
+    volumes = ["%s:%s" % (os.path.join(params["clients_dir"], params["slug"], ".openclaw"), CONTAINER_HOME)]
+    group_add = []
+    if params["docker_socket"]:
+        volumes.append("%s:%s" % (DOCKER_SOCKET, DOCKER_SOCKET))
+        group_add.append(str(os.stat(DOCKER_SOCKET).st_gid))
+    return dict(
+        image=params["image"],
+        command=None,
+        env={"OPENCLAW_GATEWAY_BIND": gateway_bind},
+        ports=[dict(container_port=container_port, host_port=params["port"], host_ip="127.0.0.1", protocol="tcp")],
+        volumes=volumes,
+        network=params["network"],
+        healthcheck=dict(test=HEALTHCHECK, interval=10, timeout=5, retries=5, start_period=60),
+        restart_policy="unless-stopped",
+        user="%d:%d" % (params["uid"], params["gid"]),
+        init=True,
+        cap_drop=["ALL"],
+        cap_add=[],
+        security_opts=["no-new-privileges:true"],
+        group_add=group_add,
+        memory=resources.get("memory") or "2g",
+        cpus=resources.get("cpus") or 1.0,
+        pids_limit=resources.get("pids") or 512,
+        log_max_size=params["log_max_size"],
+        log_max_file=params["log_max_file"],
+        labels={LABEL_SERVER: params["server"]} if params["server"] else {},
+    )
+
+
+def main():
+    argument_spec = docker_common_argument_spec()
+    argument_spec.update(
+        slug=dict(type="str", required=True),
+        state=dict(type="str", default="present", choices=["present", "started", "stopped", "absent"]),
+        port=dict(type="int"),
+        container_port=dict(type="int"),
+        gateway_bind=dict(type="str", default="loopback", choices=["loopback", "lan"]),
+        image=dict(type="str"),
+        network=dict(type="str", default="openclaw-net"),
+        clients_dir=dict(type="path", default="/home/openclaw/clients"),
+        files=dict(type="dict", default={}),
+        secret_files=dict(type="list", elements="str", default=[], no_log=False),
+        skills_src=dict(type="path"),
+        env=dict(type="dict", default={}, no_log=True),
+        db_url=dict(type="str", no_log=True),
+        db_password_file=dict(type="path", no_log=False),
+        resources=dict(
+            type="dict",
+            default={},
+            options=dict(memory=dict(type="str", default="2g"), cpus=dict(type="float", default=1.0), pids=dict(type="int", default=512)),
+        ),
+        uid=dict(type="int", default=1001),
+        gid=dict(type="int", default=1001),
+        docker_socket=dict(type="bool", default=False),
+        server=dict(type="str"),
+        rotate_token=dict(type="bool", default=False, no_log=False),
+        purge=dict(type="bool", default=False),
+        backup_dir=dict(type="path", default="/var/backups/openclaw"),
+        log_max_size=dict(type="str", default="10m"),
+        log_max_file=dict(type="int", default=3),
+        wait_timeout=dict(type="int", default=120),
+        stop_timeout=dict(type="int", default=30),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    params = module.params
+    problems = input_problems(params)
+    if problems:
+        module.fail_json(msg="invalid tenant %s, nothing was changed: %s" % (params["slug"], "; ".join(problems)))
+    ensure_docker_sdk(module)
+    names = derived_names(params["slug"])
+    workspace = Workspace(params["clients_dir"], params["slug"], params["uid"], params["gid"], module.check_mode)
+    result = dict(
+        changed=False,
+        state=params["state"],
+        port=params["port"],
+        recreated=False,
+        token_created=False,
+        changes=[],
+        workspace=workspace.state,
+        container={},
+    )
+    client = connect(module)
+    converger = ContainerConverger(client, module.check_mode, result)
+    try:
+        if params["state"] == "absent":
+            converger.converge(dict(name=names["container"]), "absent", params["stop_timeout"], False, 0)
+            if result["actions"]:
+                result["changes"].append("remove container %s" % names["container"])
+            if params["purge"] and os.path.isdir(workspace.root):
+                result["changes"].append("archive and remove %s" % workspace.root)
+                result["changed"] = True
+                if not module.check_mode:
+                    result["archive"] = archive_and_remove(workspace.root, params["backup_dir"], params["slug"])
+            finish(module, result, workspace)
+
+        image = find_image(client, params["image"])
+        if image is None:
+            module.fail_json(msg="image %s is not on the server; the server role builds the runtime image" % params["image"], **result)
+        if params["docker_socket"]:
+            if not os.path.exists(DOCKER_SOCKET):
+                module.fail_json(msg="docker_socket is true but %s does not exist" % DOCKER_SOCKET, **result)
+            module.warn("tenant %s gets the host's Docker socket: its agent can take over the host" % params["slug"])
+
+        workspace.ensure_layout(params["clients_dir"])
+        manifest_before = _copy_manifest(workspace)
+        token, created = workspace.ensure_token(params["rotate_token"])
+        module.no_log_values.add(token)
+        result["token_created"] = created
+        workspace.sync_files(params["files"], set(params["secret_files"]))
+        if params["skills_src"]:
+            workspace.sync_skills(params["skills_src"])
+        workspace.save_manifest(manifest_before)
+
+        secrets = dict(params["env"])
+        secrets["OPENCLAW_GATEWAY_TOKEN"] = token
+        if params["db_url"]:
+            db_url = params["db_url"]
+            if params["db_password_file"]:
+                db_url = with_password(db_url, read_secret_file(module, params["db_password_file"], "db_password_file"))
+                module.no_log_values.add(db_url)
+            secrets["OPENCLAW_DB_URL"] = db_url
+        options = container_params(params, params["gateway_bind"])
+        spec = desired_spec(options, image.id, secrets, dict(name=names["container"], role="tenant", tenant=params["slug"]))
+        container_state = "stopped" if params["state"] == "stopped" else "started"
+        # The token is part of the configuration hash: a new one recreates the container.
+        converger.converge(spec, container_state, params["stop_timeout"], True, params["wait_timeout"])
+        result["changes"].extend("%s container %s" % (action, names["container"]) for action in result["actions"])
+    except (WorkspaceError, DockerFailure) as exc:
+        result["changes"] = workspace.changes + result["changes"]
+        module.fail_json(msg=str(exc), **result)
+    finish(module, result, workspace)
+
+
+def _copy_manifest(workspace):
+    return dict(files=dict(workspace.manifest["files"]), skills=dict(workspace.manifest["skills"]))
+
+
+def finish(module, result, workspace):
+    container_diff = result.pop("diff", None)
+    # Check mode can predict the same parent directory more than once.
+    result["changes"] = list(dict.fromkeys(workspace.changes + result["changes"]))
+    if workspace.changes:
+        result["changed"] = True
+    if module._diff and result["changed"]:
+        diffs = list(workspace.diffs)
+        if container_diff and result.get("actions"):
+            diffs.append(container_diff)
+        result["diff"] = diffs
+    result.pop("actions", None)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

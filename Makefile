@@ -84,7 +84,7 @@ test: lint unit integration ## Everything CI runs
 
 .PHONY: demo
 demo: setup images ## Converge inventories/local on this host
-	ansible-playbook -i inventories/local playbooks/site.yml
+	tools/demo.sh
 
 .PHONY: bench
 bench: setup ## Benchmarks; numbers go to bench/results/

@@ -31,8 +31,7 @@ requirements:
 options:
   image:
     description:
-      - Image reference (C(name:tag)) or id. It must already exist on the host; it is never pulled, so a
-        converge does not change behaviour when a registry tag moves.
+      - Image reference (C(name:tag)) or id.
       - Required unless O(state=absent).
     type: str
   command:

@@ -28,13 +28,16 @@ def tenant_names(slug):
     return derived_names(slug)
 
 
-def server_tenants(hostvars, groups, server, tenant_group="openclaw_tenants"):
-    """Slugs of the tenants whose openclaw_server is ``server``, in inventory order."""
+def server_tenants(hostvars, groups, server, states=None, tenant_group="openclaw_tenants"):
+    """Slugs of the tenants whose openclaw_server is ``server`` (optionally only those in ``states``), in inventory order."""
     slugs = []
     for tenant in groups.get(tenant_group) or []:
         tenant_vars = hostvars[tenant]
-        if tenant_vars.get("openclaw_server") == server:
-            slugs.append(tenant_vars.get("openclaw_slug", tenant))
+        if tenant_vars.get("openclaw_server") != server:
+            continue
+        if states is not None and tenant_vars.get("openclaw_tenant_state", "present") not in states:
+            continue
+        slugs.append(tenant_vars.get("openclaw_slug", tenant))
     return slugs
 
 

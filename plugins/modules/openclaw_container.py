@@ -9,7 +9,7 @@ module: openclaw_container
 short_description: Converge one long-running container of an OpenClaw server (PostgreSQL, webhook, upload)
 version_added: 0.1.0
 description:
-  - Ensures a named container runs from a given local image with a given configuration, through the Docker SDK.
+  - Ensures a named container runs from a given image with a given configuration, through the Docker SDK.
   - The container is created, or removed and created again, only when its image id or its configuration
     changed; a hash of the desired configuration is kept in a label and compared on the next run. Otherwise
     it is left running untouched.
@@ -43,6 +43,13 @@ options:
     type: str
     choices: [started, present, stopped, absent]
     default: started
+  pull:
+    description:
+      - V(missing) pulls O(image) when it is not on the host; V(never) fails instead (offline hosts, pinned images).
+      - An image already on the host is never pulled again, so a moving registry tag does not change a converge.
+    type: str
+    choices: [missing, never]
+    default: missing
   role:
     description:
       - Value of the C(org.openclaw.standalone.role) label, saying what the container is for.
@@ -111,11 +118,19 @@ from ansible_collections.openclaw.standalone.plugins.module_utils.containers imp
 from ansible_collections.openclaw.standalone.plugins.module_utils.docker_common import (
     DockerFailure,
     connect,
+    docker,
     docker_common_argument_spec,
     ensure_docker_sdk,
     find_image,
 )
 from ansible_collections.openclaw.standalone.plugins.module_utils.secret_files import read_secret_file
+
+
+def pull_image(client, reference):
+    try:
+        return client.images.pull(reference)
+    except docker.errors.APIError as exc:
+        raise DockerFailure("image %s is not on the host and pulling it failed: %s" % (reference, exc)) from exc
 
 
 def main():
@@ -125,6 +140,7 @@ def main():
         name=dict(type="str", required=True),
         state=dict(type="str", default="started", choices=["started", "present", "stopped", "absent"]),
         role=dict(type="str", default="service"),
+        pull=dict(type="str", default="missing", choices=["missing", "never"]),
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
@@ -145,8 +161,13 @@ def main():
             converger.converge(dict(name=params["name"]), "absent", params["stop_timeout"], False, 0)
         else:
             image = find_image(client, params["image"])
+            if image is None and params["pull"] == "missing":
+                if module.check_mode:
+                    result.update(changed=True, actions=["pull", "create"], container=dict(name=params["name"], status="would be created"))
+                    module.exit_json(**result)
+                image = pull_image(client, params["image"])
             if image is None:
-                module.fail_json(msg="image %s is not on the host; build or load it first (images are never pulled here)" % params["image"], **result)
+                module.fail_json(msg="image %s is not on the host and pull is never; build or load it first" % params["image"], **result)
             secrets = dict(params["secret_env"])
             for variable, path in sorted(params["env_files"].items()):
                 secrets[variable] = read_secret_file(module, path, "env_files.%s" % variable)

@@ -439,7 +439,12 @@ def main():
         if params["db_url"]:
             db_url = params["db_url"]
             if params["db_password_file"]:
-                db_url = with_password(db_url, read_secret_file(module, params["db_password_file"], "db_password_file"))
+                if module.check_mode and not os.path.exists(params["db_password_file"]):
+                    # A new tenant's password is generated with its database; in check mode neither exists yet.
+                    password = "(generated with the database)"  # noqa: S105 - a placeholder shown nowhere
+                else:
+                    password = read_secret_file(module, params["db_password_file"], "db_password_file")
+                db_url = with_password(db_url, password)
                 module.no_log_values.add(db_url)
             secrets["OPENCLAW_DB_URL"] = db_url
         options = container_params(params, params["gateway_bind"])

@@ -81,6 +81,7 @@ class NginxServer:
         """The nginx role's variables that point it at this private instance instead of the system nginx."""
         return {
             "openclaw_nginx_install": False,
+            "openclaw_nginx_disable_default_site": False,
             "openclaw_nginx_binary": self.binary,
             "openclaw_nginx_main_conf": str(self.conf_file),
             "openclaw_nginx_site_dir": str(self.conf_d),

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import stat
+import subprocess
 import time
 import urllib.request
 import uuid
@@ -151,6 +153,18 @@ def test_container_mode_converges_once_and_then_changes_nothing(server):
         has_table, migrations = cursor.fetchone()
     connection.close()
     assert has_table and migrations >= 1
+
+    # Dumps are made by the container's own pg_dump through the installed wrapper, arguments as the module passes them.
+    wrapper = server.root / "lib" / "bin" / "pg_dump-container"
+    dump = subprocess.run(
+        [str(wrapper), "--format=custom", "--host", "127.0.0.1", "--port", str(server.postgres_port), "--username", "postgres", "--dbname", "openclaw"],
+        env={**os.environ, "PGPASSWORD": server.password()},
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+    assert dump.returncode == 0, dump.stderr
+    assert dump.stdout.startswith(b"PGDMP")
 
     # Everything published is bound to loopback only.
     for name in ("postgres", "webhook", "upload"):

@@ -116,9 +116,11 @@ class ServerUnderTest:
             volume.remove(force=True)
         for network in self.client.networks.list(names=[self.ident]):
             network.remove()
+        # By tag: an identical build (same inputs) may share its id with images others use.
         for image in self.client.images.list():
-            if any(tag.startswith(self.ident) for tag in image.tags):
-                self.client.images.remove(image.id, force=True)
+            for tag in image.tags:
+                if tag.startswith(self.ident):
+                    self.client.images.remove(tag)
 
 
 @pytest.fixture

@@ -79,8 +79,12 @@ unit: setup ## Unit tests
 integration: setup images ## Integration tests (real PostgreSQL, nginx, Pebble, Docker)
 	pytest tests/integration $(PYTEST_ARGS)
 
+.PHONY: molecule
+molecule: setup images ## Molecule scenarios (full site with testinfra, tenant lifecycle) on this host
+	molecule test --all
+
 .PHONY: test
-test: lint unit integration ## Everything CI runs
+test: lint unit integration molecule ## Everything CI runs
 
 .PHONY: demo
 demo: setup images ## Converge inventories/local on this host

@@ -22,8 +22,10 @@ def inspect(host, name):
 
 
 def psql(host, sql, url=None):
-    target = url or "postgresql://postgres@127.0.0.1:5432/postgres"
-    return host.run("docker exec %s psql %s -tAc %s", POSTGRES, target, sql)
+    """psql inside the PostgreSQL container: as the superuser over its socket, or with ``url``."""
+    if url is None:
+        return host.run("docker exec %s psql -U postgres -d postgres -tAc %s", POSTGRES, sql)
+    return host.run("docker exec %s psql %s -tAc %s", POSTGRES, url, sql)
 
 
 @pytest.mark.parametrize("slug", sorted(TENANTS))

@@ -208,19 +208,108 @@ def bench_nginx(tenants: int = 1000) -> list[dict]:
     return rows
 
 
+SITE_FORKS = 20
+
+
+def timed_site_run(path, inventory, size, label, env, limit=None) -> dict:
+    """One site.yml run on the inventory written to ``path``; its wall time as a result row."""
+    path.write_text(json.dumps(inventory), encoding="utf-8")
+    command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(path), str(REPO_ROOT / "playbooks" / "site.yml"), "--forks", str(SITE_FORKS)]
+    if limit:
+        command += ["--limit", limit]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, env=env, cwd=REPO_ROOT)
+    seconds = time.perf_counter() - start
+    return {"benchmark": f"site_{label}", "tenants": size, "seconds": round(seconds, 1), "per_tenant_us": round(seconds / size * 1e6), "forks": SITE_FORKS}
+
+
+def bench_site(sizes=(1, 10, 50, 100)) -> list[dict]:
+    """playbooks/site.yml on this machine with N tenants: cold, no-op, and one tenant's change with --limit.
+
+    Every size gets its own server (PostgreSQL container, network, runtime image,
+    private nginx) with the offline images, removed afterwards.
+    """
+    sys.path.insert(0, str(REPO_ROOT / "tests"))
+    import docker  # noqa: PLC0415 - only this benchmark needs the engine
+
+    from harness.common import free_ports  # noqa: PLC0415 - test harness, only for this benchmark
+    from harness.docker import GATEWAY_IMAGE, POSTGRES_IMAGE  # noqa: PLC0415
+    from harness.nginx import NginxServer, nginx_binary  # noqa: PLC0415
+
+    client = docker.from_env(timeout=300)
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(REPO_ROOT / ".build" / "collections"))
+    rows = []
+    for size in sizes:
+        ident = f"ocb{size}x{os.getpid()}"
+        nginx = NginxServer(binary=nginx_binary()).start()
+        try:
+            with tempfile.TemporaryDirectory() as directory:
+                work = Path(directory)
+                http_port, https_port, status_port, postgres_port, *tenant_ports = free_ports(4 + size)
+                certs = work / "certs"
+                server = {
+                    "openclaw_docker_network": f"{ident}-net",
+                    "openclaw_clients_dir": str(work / "clients"),
+                    "openclaw_backup_dir": str(work / "backups"),
+                    "openclaw_secrets_dir": str(work / "secrets"),
+                    "openclaw_server_lib_dir": str(work / "lib"),
+                    "openclaw_postgres_image": POSTGRES_IMAGE,
+                    "openclaw_postgres_container": f"{ident}-postgres",
+                    "openclaw_postgres_volume": f"{ident}-pgdata",
+                    "openclaw_postgres_port": postgres_port,
+                    "openclaw_runtime_image": f"{ident}-runtime",
+                    "openclaw_runtime_base_image": GATEWAY_IMAGE,
+                    "openclaw_runtime_install": "none",
+                    "openclaw_runtime_pull_base": False,
+                    "openclaw_cert_install_packages": False,
+                    "openclaw_cert_dir": str(certs),
+                    **nginx.role_variables(http_port, https_port, status_port, certs / "fullchain.pem", certs / "privkey.pem"),
+                }
+                tenants = {f"{ident}t{index:03d}": {"openclaw_server": "srv1", "openclaw_port": port} for index, port in enumerate(tenant_ports)}
+                common = {"ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3", "openclaw_domain": "bench.test"}
+                path = work / "hosts.json"
+
+                inventory = {"all": {"vars": common}, "openclaw_servers": {"hosts": {"srv1": server}}, "openclaw_tenants": {"hosts": tenants}}
+                rows.append(timed_site_run(path, inventory, size, "cold", env))
+                rows.append(timed_site_run(path, inventory, size, "noop", env))
+                first = next(iter(tenants))
+                changed = {**tenants, first: {**tenants[first], "openclaw_upload_url": "https://uploads.bench.test/changed/"}}
+                inventory["openclaw_tenants"]["hosts"] = changed
+                rows.append(timed_site_run(path, inventory, size, "one_tenant_limit", env, limit=f"{first},srv1"))
+        finally:
+            nginx.stop()
+            for container in client.containers.list(all=True, filters={"name": ident}):
+                container.remove(force=True, v=True)
+            for volume in client.volumes.list(filters={"name": ident}):
+                volume.remove(force=True)
+            for network in client.networks.list(names=[ident]):
+                network.remove()
+            for image in client.images.list():
+                for tag in image.tags:
+                    if tag.startswith(ident):
+                        client.images.remove(tag)
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--only", choices=["site"], help="run only this benchmark (the others keep their numbers from --output)")
     args = parser.parse_args()
-    capi_rows = bench_capi()
-    nginx_rows = bench_nginx()
-    results = {
-        "capi": capi_rows,
-        "nginx": nginx_rows,
-        "machine": {"python": platform.python_version(), "processor": platform.machine(), "cpus": os.cpu_count()},
-        "taken_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "results": bench_preflight() + bench_preflight_playbook() + bench_migrate_playbook(),
-    }
+    if args.only == "site":
+        results = json.loads(args.output.read_text(encoding="utf-8")) if args.output.exists() else {"results": [], "capi": [], "nginx": []}
+        results["results"] = [row for row in results["results"] if not row["benchmark"].startswith("site_")] + bench_site()
+        capi_rows, nginx_rows = results["capi"], results["nginx"]
+    else:
+        capi_rows = bench_capi()
+        nginx_rows = bench_nginx()
+        results = {
+            "capi": capi_rows,
+            "nginx": nginx_rows,
+            "results": bench_preflight() + bench_preflight_playbook() + bench_migrate_playbook() + bench_site(),
+        }
+    results["machine"] = {"python": platform.python_version(), "processor": platform.machine(), "cpus": os.cpu_count()}
+    results["taken_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print("| benchmark | tenants | median seconds | per tenant (µs) |")

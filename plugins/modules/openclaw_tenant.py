@@ -333,7 +333,7 @@ def container_params(params, gateway_bind):
         ports=[dict(container_port=container_port, host_port=params["port"], host_ip="127.0.0.1", protocol="tcp")],
         volumes=volumes,
         network=params["network"],
-        healthcheck=dict(test=HEALTHCHECK, interval=10, timeout=5, retries=5, start_period=60),
+        healthcheck=dict(test=HEALTHCHECK, interval=5, timeout=5, retries=5, start_period=60),
         restart_policy="unless-stopped",
         user="%d:%d" % (params["uid"], params["gid"]),
         init=True,

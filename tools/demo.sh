@@ -21,7 +21,7 @@ banner() {
 OFFLINE=0
 if ! have_image node:22-slim || ! have_image postgres:16; then
     OFFLINE=1
-    EXTRA=(-e "@$INVENTORY/offline.yml")
+    EXTRA=(-e "@inventories/offline-demo.yml")
     banner "offline demo: gateway stand-in (no registry: node:22-slim / postgres:16 unavailable)"
 fi
 

@@ -17,7 +17,8 @@ def recap_hosts(output: str) -> set[str]:
 def test_local_inventory_passes_preflight():
     result = run("ansible-playbook", "-i", "inventories/local", "playbooks/preflight.yml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Inventory valid: 1 server(s), 1 tenant(s)." in result.stdout
+    assert "Inventory valid: 1 server(s), 2 tenant(s)." in result.stdout
+    assert "WARNING" not in result.stderr, result.stderr
 
 
 def test_broken_inventory_fails_once_naming_every_problem():

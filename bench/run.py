@@ -233,7 +233,7 @@ def bench_site(sizes=(1, 10, 50, 100)) -> list[dict]:
     import docker  # noqa: PLC0415 - only this benchmark needs the engine
 
     from harness.common import free_ports  # noqa: PLC0415 - test harness, only for this benchmark
-    from harness.docker import GATEWAY_IMAGE, POSTGRES_IMAGE  # noqa: PLC0415
+    from harness.docker import GATEWAY_IMAGE, POSTGRES_IMAGE, remove_everything_named  # noqa: PLC0415
     from harness.nginx import NginxServer, nginx_binary  # noqa: PLC0415
 
     client = docker.from_env(timeout=300)
@@ -278,16 +278,7 @@ def bench_site(sizes=(1, 10, 50, 100)) -> list[dict]:
                 rows.append(timed_site_run(path, inventory, size, "one_tenant_limit", env, limit=f"{first},srv1"))
         finally:
             nginx.stop()
-            for container in client.containers.list(all=True, filters={"name": ident}):
-                container.remove(force=True, v=True)
-            for volume in client.volumes.list(filters={"name": ident}):
-                volume.remove(force=True)
-            for network in client.networks.list(names=[ident]):
-                network.remove()
-            for image in client.images.list():
-                for tag in image.tags:
-                    if tag.startswith(ident):
-                        client.images.remove(tag)
+            remove_everything_named(client, ident)
     return rows
 
 

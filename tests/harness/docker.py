@@ -45,3 +45,21 @@ def build_test_images() -> str:
 def remove_test_containers(client) -> None:
     for container in client.containers.list(all=True, filters={"label": TEST_LABEL}):
         container.remove(force=True, v=True)
+
+
+def remove_everything_named(client, ident: str) -> None:
+    """Remove the containers, volumes and networks whose names contain ``ident``, and untag its images.
+
+    Images are removed by tag, not id: an identical build (same inputs) may
+    share its id with an image something else on this machine uses.
+    """
+    for container in client.containers.list(all=True, filters={"name": ident}):
+        container.remove(force=True, v=True)
+    for volume in client.volumes.list(filters={"name": ident}):
+        volume.remove(force=True)
+    for network in client.networks.list(names=[ident]):
+        network.remove()
+    for image in client.images.list():
+        for tag in image.tags:
+            if tag.startswith(ident):
+                client.images.remove(tag)

@@ -21,6 +21,7 @@ import yaml
 
 from harness.ansible import REPO_ROOT, recap, run, run_module
 from harness.common import free_ports
+from harness.docker import remove_everything_named
 
 PLAYBOOK = "playbooks/server.yml"
 SERVER = "srvt"
@@ -110,17 +111,7 @@ class ServerUnderTest:
         return (self.root / "etc" / "secrets" / "postgres_password").read_text(encoding="utf-8").strip()
 
     def cleanup(self):
-        for container in self.client.containers.list(all=True, filters={"name": self.ident}):
-            container.remove(force=True, v=True)
-        for volume in self.client.volumes.list(filters={"name": self.ident}):
-            volume.remove(force=True)
-        for network in self.client.networks.list(names=[self.ident]):
-            network.remove()
-        # By tag: an identical build (same inputs) may share its id with images others use.
-        for image in self.client.images.list():
-            for tag in image.tags:
-                if tag.startswith(self.ident):
-                    self.client.images.remove(tag)
+        remove_everything_named(self.client, self.ident)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import yaml
 
 from harness.ansible import recap, run
 from harness.common import free_ports
+from harness.docker import remove_everything_named
 
 PLAYBOOK = "playbooks/site.yml"
 
@@ -98,16 +99,7 @@ class TwoServers:
         return completed
 
     def cleanup(self, pg_cluster):
-        for container in self.client.containers.list(all=True, filters={"name": self.ident}):
-            container.remove(force=True, v=True)
-        for volume in self.client.volumes.list(filters={"name": self.ident}):
-            volume.remove(force=True)
-        for network in self.client.networks.list(names=[self.ident]):
-            network.remove()
-        for image in self.client.images.list():
-            for tag in image.tags:
-                if tag.startswith(self.ident):
-                    self.client.images.remove(tag)
+        remove_everything_named(self.client, self.ident)
         databases = [f"{self.ident}_shared", f"openclaw_{self.slug('b1')}"]
         for database in databases:
             pg_cluster.admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

@@ -240,7 +240,10 @@ class Workspace:
 
     def ensure_layout(self, clients_dir):
         if not os.path.isdir(clients_dir):
-            raise WorkspaceError("clients_dir %s does not exist (the server role creates it)" % clients_dir)
+            if not self.check:
+                raise WorkspaceError("clients_dir %s does not exist (the server role creates it)" % clients_dir)
+            # Check mode on a new server: the server play would have created it.
+            self.changes.append("create directory %s" % clients_dir)
         # The tenant directory holds the manifest, which the agent must not edit: root-owned, 0755.
         self._ensure_dir(self.root, mode=0o755, owner="root")
         self._ensure_dir(self.state)
@@ -299,6 +302,10 @@ class Workspace:
     def sync_skills(self, source):
         """Mirror the skills under ``source`` into workspace/skills as copies; remove only what we placed."""
         if not os.path.isdir(source):
+            if self.check:
+                # Check mode on a new server: the server play would have placed the skills.
+                self.changes.append("copy skills from %s" % source)
+                return
             raise WorkspaceError("skills_src %s is not a directory on the server" % source)
         wanted = {}
         for directory, subdirectories, filenames in os.walk(source):

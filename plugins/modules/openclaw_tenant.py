@@ -417,8 +417,13 @@ def main():
             finish(module, result, workspace)
 
         image = find_image(client, params["image"])
-        if image is None:
+        if image is None and module.check_mode:
+            # A plan for a new server or a new runtime image: the server play builds it first.
+            image_id = "(image %s, to be built)" % params["image"]
+        elif image is None:
             module.fail_json(msg="image %s is not on the server; the server role builds the runtime image" % params["image"], **result)
+        else:
+            image_id = image.id
         if params["docker_socket"]:
             if not os.path.exists(DOCKER_SOCKET):
                 module.fail_json(msg="docker_socket is true but %s does not exist" % DOCKER_SOCKET, **result)
@@ -448,7 +453,7 @@ def main():
                 module.no_log_values.add(db_url)
             secrets["OPENCLAW_DB_URL"] = db_url
         options = container_params(params, params["gateway_bind"])
-        spec = desired_spec(options, image.id, secrets, dict(name=names["container"], role="tenant", tenant=params["slug"]))
+        spec = desired_spec(options, image_id, secrets, dict(name=names["container"], role="tenant", tenant=params["slug"]))
         container_state = "stopped" if params["state"] == "stopped" else "started"
         # The token is part of the configuration hash: a new one recreates the container.
         converger.converge(spec, container_state, params["stop_timeout"], True, params["wait_timeout"])

@@ -158,3 +158,15 @@ def test_sharded_site_converges_serves_and_plans_exactly(sharded):
     applied = sharded.converge(tenants)
     assert changed_hosts(applied) == planned
     assert https_status(sharded.ports["srvA"], f"{sharded.slug('a3')}.{sharded.domain}") == 200
+
+
+def test_plan_for_new_servers_changes_nothing(sharded):
+    ports = free_ports(2)
+    tenants = {"a1": sharded.tenant("a1", "srvA", ports[0]), "b1": sharded.tenant("b1", "srvB", ports[1])}
+    plan = sharded.converge(tenants, "--check", "--diff")
+    assert changed_hosts(plan) == {"srvA", "srvB", "a1", "b1"}, plan.stdout[-8000:]
+    assert not sharded.client.containers.list(all=True, filters={"name": sharded.ident})
+    assert not sharded.client.networks.list(names=[sharded.ident])
+    for server in ("srvA", "srvB"):
+        assert not Path(sharded.servers[server]["openclaw_clients_dir"]).exists()
+        assert not Path(sharded.servers[server]["openclaw_secrets_dir"]).exists()

@@ -413,3 +413,28 @@ def test_bad_input_is_refused_before_any_change(site):
     )
     assert result.failed and "belongs to the agent" in result.result["msg"]
     assert not (clients / site.slug("files")).exists()
+
+
+def test_rolling_upgrade_stops_at_the_first_unhealthy_batch(site):
+    ports = free_ports(3)
+    tenants = {name: site.tenant(name, openclaw_port=port) for name, port in zip(("ra", "rb", "rc"), ports)}
+    ok(site.converge(tenants), "rc")
+    before = {name: site.container(name).id for name in tenants}
+    old_image = site.container("ra").attrs["Image"]
+
+    # A new image (a build input changed); rb cannot run in it (6 MiB of memory), so its batch fails.
+    site.server["openclaw_runtime_build_args"] = {"UPGRADE_MARKER": uuid.uuid4().hex}
+    tenants["rb"]["openclaw_tenant_memory"] = "6m"
+    tenants["rb"]["openclaw_tenant_wait_timeout"] = 15
+    try:
+        upgrade = site.play("playbooks/rolling_upgrade.yml", tenants, "-e", "openclaw_rolling_batch=1")
+    finally:
+        del site.server["openclaw_runtime_build_args"]
+    assert upgrade.returncode != 0
+    upgraded = site.container("ra")
+    assert upgraded.id != before["ra"] and upgraded.attrs["Image"] != old_image
+    assert upgraded.attrs["State"]["Health"]["Status"] == "healthy"
+    assert upgrade.recap["rb"]["failed"] == 1
+    # The batch after the failed one was never started: rc still runs the old image, untouched.
+    assert site.container("rc").id == before["rc"] and site.container("rc").attrs["Image"] == old_image
+    assert "rc" not in upgrade.recap or upgrade.recap["rc"]["changed"] == 0

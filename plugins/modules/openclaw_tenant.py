@@ -105,6 +105,11 @@ options:
       - C(OPENCLAW_DB_URL) of the gateway (the tenant's own role, never the superuser). Secret.
       - Give it without a password and set O(db_password_file) to have the password read on the server.
     type: str
+  db_password:
+    description:
+      - Password inserted (URL-encoded) into O(db_url), for a password from the vault. Secret.
+      - Mutually exclusive with O(db_password_file).
+    type: str
   db_password_file:
     description:
       - File on the server holding the password inserted into O(db_url), so the password never reaches the controller.
@@ -294,14 +299,14 @@ def input_problems(params):
     for relative in params["secret_files"]:
         if relative not in params["files"]:
             problems.append("secret_files: %r is not a key of files" % relative)
-    if params["db_password_file"] and not params["db_url"]:
-        problems.append("db_password_file needs db_url")
+    if (params["db_password_file"] or params["db_password"]) and not params["db_url"]:
+        problems.append("db_password and db_password_file need db_url")
     if params["db_url"]:
         parts = urlsplit(params["db_url"])
         if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
             problems.append("db_url must be postgresql://user@host:port/database")
-        elif params["db_password_file"] and parts.password:
-            problems.append("db_url must not carry a password when db_password_file is set")
+        elif (params["db_password_file"] or params["db_password"]) and parts.password:
+            problems.append("db_url must not carry a password when db_password or db_password_file is set")
     for name in params["env"]:
         if not name or "=" in name or name in ("OPENCLAW_GATEWAY_TOKEN", "OPENCLAW_DB_URL", "OPENCLAW_GATEWAY_BIND"):
             problems.append("env: %r is not allowed (empty, contains '=', or set by this module)" % name)
@@ -366,6 +371,7 @@ def main():
         skills_src=dict(type="path"),
         env=dict(type="dict", default={}, no_log=True),
         db_url=dict(type="str", no_log=True),
+        db_password=dict(type="str", no_log=True),
         db_password_file=dict(type="path", no_log=False),
         resources=dict(
             type="dict",
@@ -384,7 +390,7 @@ def main():
         wait_timeout=dict(type="int", default=120),
         stop_timeout=dict(type="int", default=30),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=[("db_password", "db_password_file")], supports_check_mode=True)
     params = module.params
     problems = input_problems(params)
     if problems:
@@ -443,7 +449,10 @@ def main():
         secrets["OPENCLAW_GATEWAY_TOKEN"] = token
         if params["db_url"]:
             db_url = params["db_url"]
-            if params["db_password_file"]:
+            if params["db_password"]:
+                db_url = with_password(db_url, params["db_password"])
+                module.no_log_values.add(db_url)
+            elif params["db_password_file"]:
                 if module.check_mode and not os.path.exists(params["db_password_file"]):
                     # A new tenant's password is generated with its database; in check mode neither exists yet.
                     password = "(generated with the database)"  # noqa: S105 - a placeholder shown nowhere

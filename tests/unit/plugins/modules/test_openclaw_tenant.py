@@ -1,0 +1,75 @@
+"""openclaw_tenant's input rules and database URL, without a Docker engine."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from ansible_collections.openclaw.standalone.plugins.modules.openclaw_tenant import container_params, input_problems, with_password
+
+BASE = {
+    "slug": "aliya",
+    "state": "present",
+    "port": 18801,
+    "image": "openclaw-runtime:1",
+    "files": {},
+    "secret_files": [],
+    "db_url": None,
+    "db_password": None,
+    "db_password_file": None,
+    "env": {},
+    "purge": False,
+}
+
+
+def problems(**overrides):
+    return "; ".join(input_problems({**BASE, **overrides}))
+
+
+def test_valid_input_has_no_problems():
+    assert problems() == ""
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        ({"slug": "Aliya"}, "slug"),
+        ({"port": 80}, "port"),
+        ({"port": None}, "port is required"),
+        ({"image": None}, "image is required"),
+        ({"files": {"workspace/SOUL.md": "x"}}, "belongs to the agent"),
+        ({"secret_files": ["nope.json"]}, "not a key of files"),
+        ({"db_password_file": "/x"}, "need db_url"),
+        ({"db_url": "mysql://u@h/d"}, "db_url must be postgresql"),
+        ({"db_url": "postgresql://u:p@h/d", "db_password": "p"}, "must not carry a password"),
+        ({"env": {"OPENCLAW_GATEWAY_TOKEN": "x"}}, "set by this module"),
+        ({"purge": True}, "purge is only valid with state absent"),
+    ],
+)
+def test_each_bad_input_is_named(overrides, fragment):
+    assert fragment in problems(**overrides)
+
+
+def test_absent_needs_neither_port_nor_image():
+    assert problems(state="absent", port=None, image=None, purge=True) == ""
+
+
+@pytest.mark.parametrize("password", ["plain", "with/slash", "p@ss:w0rd%", "ünïcode"])
+def test_password_is_url_encoded_into_the_url(password):
+    url = with_password("postgresql://openclaw_aliya@openclaw-postgres:5432/openclaw_aliya", password)
+    parts = urlsplit(url)
+    assert unquote(parts.password) == password
+    assert (parts.username, parts.hostname, parts.port, parts.path) == ("openclaw_aliya", "openclaw-postgres", 5432, "/openclaw_aliya")
+
+
+def test_container_settings_are_hardened_by_default():
+    options = container_params(
+        {**BASE, "clients_dir": "/home/openclaw/clients", "network": "openclaw-net", "container_port": None, "resources": {}, "uid": 1001, "gid": 1001}
+        | {"docker_socket": False, "log_max_size": "10m", "log_max_file": 3, "server": "srv1"},
+        "loopback",
+    )
+    assert options["ports"] == [{"container_port": 18790, "host_port": 18801, "host_ip": "127.0.0.1", "protocol": "tcp"}]
+    assert options["cap_drop"] == ["ALL"] and options["init"] is True and options["security_opts"] == ["no-new-privileges:true"]
+    assert options["volumes"] == ["/home/openclaw/clients/aliya/.openclaw:/home/openclaw/.openclaw"]
+    assert (options["memory"], options["cpus"], options["pids_limit"], options["user"]) == ("2g", 1.0, 512, "1001:1001")

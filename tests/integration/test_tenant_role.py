@@ -327,6 +327,12 @@ def test_rotate_token_recreates_with_a_new_token(site):
     ok(rotated, "iota")
     assert site.token("iota") != token and site.container("iota").id != container_id
     assert site.token("iota") not in rotated.stdout
+    # The token is shown only when asked for, for the tenant named.
+    shown = site.play("playbooks/show_access.yml", tenants, "-e", "tenant=iota")
+    assert shown.returncode == 0 and f"Token: {site.token('iota')}" in shown.stdout
+    assert f"https://{site.slug('iota')}.example.test" in shown.stdout
+    unnamed = site.play("playbooks/show_access.yml", tenants)
+    assert unnamed.returncode != 0 and "Name one tenant" in unnamed.stdout and site.token("iota") not in unnamed.stdout
 
 
 def test_adopting_a_tenant_made_by_the_old_scripts(site, docker_client):

@@ -224,7 +224,8 @@ def timed_site_run(path, inventory, size, label, env, limit=None) -> dict:
         log = path.with_name(f"site-{size}-{label}.log")
         log.write_text(completed.stdout + completed.stderr, encoding="utf-8")
         failed = [line for line in completed.stdout.splitlines() if "FAILED" in line or "fatal:" in line or "[ERROR]" in line]
-        raise RuntimeError(f"site.yml {label} with {size} tenants failed ({completed.returncode}):\n" + "\n".join(failed[:20]) + "\n" + completed.stdout[-3000:])
+        summary = "\n".join(failed[:20])
+        raise RuntimeError(f"site.yml {label} with {size} tenants failed ({completed.returncode}), log {log}:\n{summary}\n{completed.stdout[-3000:]}")
     return {"benchmark": f"site_{label}", "tenants": size, "seconds": round(seconds, 1), "per_tenant_us": round(seconds / size * 1e6), "forks": SITE_FORKS}
 
 

@@ -292,10 +292,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--only", choices=["site"], help="run only this benchmark (the others keep their numbers from --output)")
+    parser.add_argument("--site-sizes", default="1,10,50,100", help="tenant counts of the site benchmark, comma-separated")
     args = parser.parse_args()
     if args.only == "site":
         results = json.loads(args.output.read_text(encoding="utf-8")) if args.output.exists() else {"results": [], "capi": [], "nginx": []}
-        results["results"] = [row for row in results["results"] if not row["benchmark"].startswith("site_")] + bench_site()
+        sizes = tuple(int(size) for size in args.site_sizes.split(","))
+        kept = [row for row in results["results"] if not (row["benchmark"].startswith("site_") and row["tenants"] in sizes)]
+        results["results"] = kept + bench_site(sizes)
         capi_rows, nginx_rows = results["capi"], results["nginx"]
     else:
         capi_rows = bench_capi()
@@ -303,7 +306,10 @@ def main() -> int:
         results = {
             "capi": capi_rows,
             "nginx": nginx_rows,
-            "results": bench_preflight() + bench_preflight_playbook() + bench_migrate_playbook() + bench_site(),
+            "results": bench_preflight()
+            + bench_preflight_playbook()
+            + bench_migrate_playbook()
+            + bench_site(tuple(int(size) for size in args.site_sizes.split(","))),
         }
     results["machine"] = {"python": platform.python_version(), "processor": platform.machine(), "cpus": os.cpu_count()}
     results["taken_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -162,6 +162,11 @@ options:
   pids_limit:
     description: Maximum number of processes. Omitted - the engine default.
     type: int
+  shm_size:
+    description:
+      - Size of C(/dev/shm) (V(256m)). Omitted - the engine default of 64 MiB, too small for a PostgreSQL server
+        with many busy connections.
+    type: str
   log_max_size:
     description: Size at which the json-file log is rotated.
     type: str

@@ -76,6 +76,7 @@ def container_argument_spec():
         memory=dict(type="str"),
         cpus=dict(type="float"),
         pids_limit=dict(type="int"),
+        shm_size=dict(type="str"),
         log_max_size=dict(type="str", default="10m"),
         log_max_file=dict(type="int", default=3),
         labels=dict(type="dict", default={}),
@@ -105,6 +106,11 @@ def spec_problems(params):
             docker.utils.parse_bytes(params["memory"])
         except docker.errors.DockerException:
             problems.append("memory must be a size such as 2g or 512m, got %r" % params["memory"])
+    if params.get("shm_size"):
+        try:
+            docker.utils.parse_bytes(params["shm_size"])
+        except docker.errors.DockerException:
+            problems.append("shm_size must be a size such as 256m, got %r" % params["shm_size"])
     if params.get("cpus") is not None and params["cpus"] <= 0:
         problems.append("cpus must be greater than 0, got %s" % params["cpus"])
     for name in list(params.get("env") or {}) + list(params.get("secret_env") or {}) + list(params.get("env_files") or {}):
@@ -141,6 +147,7 @@ def desired_spec(params, image_id, secrets, identity):
         memory=params.get("memory"),
         cpus=params.get("cpus"),
         pids_limit=params.get("pids_limit"),
+        shm_size=params.get("shm_size"),
         log=dict(max_size=params["log_max_size"], max_file=params["log_max_file"]),
         labels=dict(sorted((params.get("labels") or {}).items())),
         role=identity["role"],
@@ -200,6 +207,8 @@ def create_arguments(spec):
         kwargs["nano_cpus"] = int(spec["cpus"] * NANO)
     if spec["pids_limit"]:
         kwargs["pids_limit"] = spec["pids_limit"]
+    if spec.get("shm_size"):
+        kwargs["shm_size"] = spec["shm_size"]
     if spec["healthcheck"]:
         check = spec["healthcheck"]
         kwargs["healthcheck"] = dict(

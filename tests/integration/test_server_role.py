@@ -166,7 +166,8 @@ def test_container_mode_converges_once_and_then_changes_nothing(server):
         assert published_addresses(container) == {"127.0.0.1"}, (name, container.attrs["HostConfig"]["PortBindings"])
         assert container.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
         assert container.attrs["State"]["Health"]["Status"] == "healthy", name
-    assert server.container(f"{server.ident}-postgres").attrs["HostConfig"]["ShmSize"] == 256 * 1024**2
+    postgres_host = server.container(f"{server.ident}-postgres").attrs["HostConfig"]
+    assert postgres_host["ShmSize"] == 256 * 1024**2 and postgres_host["Init"] is True
     webhook = server.container(f"{server.ident}-webhook")
     assert webhook.attrs["HostConfig"]["CapDrop"] == ["ALL"]
     assert "no-new-privileges:true" in webhook.attrs["HostConfig"]["SecurityOpt"]

@@ -265,7 +265,7 @@ class ContainerConverger:
         self.result["actions"].append(action)
         self.result["changed"] = True
 
-    def converge(self, spec, state, stop_timeout, wait, wait_timeout, force_recreate=False):
+    def converge(self, spec, state, stop_timeout, wait, wait_timeout, force_recreate=False, probe=None):
         name = spec["name"]
         existing = find_container(self.client, name)
         before = current_summary(existing) if existing is not None else None
@@ -324,8 +324,10 @@ class ContainerConverger:
         if self.check:
             self.result["container"] = describe(container)
             return container
-        if want_running and wait:
-            problem = wait_until_healthy(container, wait_timeout)
+        # Only a container this run created or started is waited for; one left
+        # untouched is reported as it is (the site's finalize probes every tenant).
+        if want_running and wait and self.result["actions"]:
+            problem = wait_until_healthy(container, wait_timeout, probe=probe)
             if problem:
                 raise DockerFailure("%s; last log lines:\n%s" % (problem, log_tail(container)))
         container.reload()

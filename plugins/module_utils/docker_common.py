@@ -125,9 +125,12 @@ def health_status(container):
     return health.get("Status") if health else None
 
 
-def wait_until_healthy(container, timeout, poll=1.0):
+def wait_until_healthy(container, timeout, poll=1.0, probe=None):
     """Wait for a running container to report healthy (or just to keep running when it has no healthcheck).
 
+    ``probe`` (a callable returning True when the service answers) ends the wait
+    as soon as it succeeds: Docker's first health check only runs one interval
+    after the start, and a short interval costs every container an exec that often.
     Returns None when it got there, else a sentence saying why not; the caller adds the logs.
     """
     deadline = time.monotonic() + timeout
@@ -145,7 +148,7 @@ def wait_until_healthy(container, timeout, poll=1.0):
                 pass
             else:
                 return "container %s stopped (exit code %s)" % (container.name, state.get("ExitCode"))
-        elif status == "healthy":
+        elif status == "healthy" or (probe is not None and status != "unhealthy" and probe()):
             return None
         elif status == "unhealthy":
             return "container %s is unhealthy" % container.name

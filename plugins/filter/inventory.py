@@ -5,19 +5,32 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
+from ansible.utils.display import Display
 
 from ansible_collections.openclaw.standalone.plugins.module_utils.validation import (
     derived_names,
     slug_problems,
 )
 from ansible_collections.openclaw.standalone.plugins.module_utils.validation import (
-    inventory_problems as _inventory_problems,
+    inventory_findings as _inventory_findings,
 )
 
+display = Display()
 
-def inventory_problems(hostvars, groups, server_group="openclaw_servers", tenant_group="openclaw_tenants"):
+
+def inventory_problems(hostvars, groups, server_group="openclaw_servers", tenant_group="openclaw_tenants", secrets=True):
     """Every problem of the inventory as 'host: variable: detail (rule: name)' lines."""
-    return [str(problem) for problem in _inventory_problems(hostvars, groups, server_group=server_group, tenant_group=tenant_group)]
+    problems, _warnings = _inventory_findings(hostvars, groups, server_group=server_group, tenant_group=tenant_group, secrets=secrets)
+    return [str(problem) for problem in problems]
+
+
+def inventory_warnings(hostvars, groups, server_group="openclaw_servers", tenant_group="openclaw_tenants"):
+    """Dangerous settings tenants opted into, as lines; each is also shown as a warning of the run."""
+    _problems, warnings = _inventory_findings(hostvars, groups, server_group=server_group, tenant_group=tenant_group)
+    lines = ["DANGEROUS: %s" % warning for warning in warnings]
+    for line in lines:
+        display.warning(line)
+    return lines
 
 
 def tenant_names(slug):
@@ -45,6 +58,7 @@ class FilterModule:
     def filters(self):
         return {
             "inventory_problems": inventory_problems,
+            "inventory_warnings": inventory_warnings,
             "tenant_names": tenant_names,
             "server_tenants": server_tenants,
         }

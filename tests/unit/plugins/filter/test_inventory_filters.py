@@ -26,3 +26,24 @@ def test_tenant_names(filters):
 def test_tenant_names_refuses_a_bad_slug(filters):
     with pytest.raises(AnsibleFilterError, match="slug-reserved"):
         filters["tenant_names"]("default")
+
+
+def test_inventory_problems_without_the_vault_skips_secrets(filters):
+    hostvars = {"srv1": {"openclaw_postgres_mode": "external", "openclaw_postgres_host": "db", "openclaw_postgres_sslmode": "require"}}
+    groups = {"openclaw_servers": ["srv1"], "openclaw_tenants": []}
+    assert filters["inventory_problems"](hostvars, groups) == [
+        "srv1: openclaw_postgres_password: is required with openclaw_postgres_mode external (set it from the vault) (rule: postgres-external)"
+    ]
+    assert filters["inventory_problems"](hostvars, groups, secrets=False) == []
+
+
+def test_inventory_warnings_lists_and_shows_opted_in_dangers(filters, monkeypatch):
+    shown = []
+    monkeypatch.setattr("ansible_collections.openclaw.standalone.plugins.filter.inventory.display.warning", shown.append)
+    tenant = {"openclaw_server": "srv1", "openclaw_domain": "example.com", "openclaw_port": 18801, "openclaw_tenant_uid": 0}
+    groups = {"openclaw_servers": ["srv1"], "openclaw_tenants": ["aliya"]}
+    assert filters["inventory_warnings"]({"srv1": {}, "aliya": tenant}, groups) == []
+    tenant["openclaw_tenant_allow_dangerous"] = ["root_uid"]
+    (line,) = filters["inventory_warnings"]({"srv1": {}, "aliya": tenant}, groups)
+    assert line.startswith("DANGEROUS: aliya: openclaw_tenant_uid: is 0 (root)") and "allowed by openclaw_tenant_allow_dangerous" in line
+    assert shown == [line]

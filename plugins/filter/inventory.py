@@ -24,9 +24,9 @@ def inventory_problems(hostvars, groups, server_group="openclaw_servers", tenant
     return [str(problem) for problem in problems]
 
 
-def inventory_warnings(hostvars, groups, server_group="openclaw_servers", tenant_group="openclaw_tenants"):
+def inventory_warnings(hostvars, groups, server_group="openclaw_servers", tenant_group="openclaw_tenants", secrets=True):
     """Dangerous settings tenants opted into, as lines; each is also shown as a warning of the run."""
-    _problems, warnings = _inventory_findings(hostvars, groups, server_group=server_group, tenant_group=tenant_group)
+    _problems, warnings = _inventory_findings(hostvars, groups, server_group=server_group, tenant_group=tenant_group, secrets=secrets)
     lines = ["DANGEROUS: %s" % warning for warning in warnings]
     for line in lines:
         display.warning(line)

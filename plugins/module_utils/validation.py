@@ -919,9 +919,9 @@ def inventory_problems(hostvars, groups, server_group="openclaw_servers", tenant
     return inventory_findings(hostvars, groups, server_group=server_group, tenant_group=tenant_group, secrets=secrets)[0]
 
 
-def inventory_warnings(hostvars, groups, server_group="openclaw_servers", tenant_group="openclaw_tenants"):
+def inventory_warnings(hostvars, groups, server_group="openclaw_servers", tenant_group="openclaw_tenants", secrets=True):
     """Dangerous settings tenants opted into (see inventory_findings)."""
-    return inventory_findings(hostvars, groups, server_group=server_group, tenant_group=tenant_group)[1]
+    return inventory_findings(hostvars, groups, server_group=server_group, tenant_group=tenant_group, secrets=secrets)[1]
 
 
 _PLAIN_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")

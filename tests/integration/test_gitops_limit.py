@@ -118,3 +118,74 @@ def test_example_inventory_passes_preflight_and_syntax_check():
     )
     assert preflight.returncode == 0, preflight.stdout
     assert "Inventory valid: 2 server(s), 3 tenant(s)." in preflight.stdout
+
+
+PIPELINE = REPO_ROOT / "examples" / "gitops" / "pipeline.yml"
+
+
+def test_pipeline_releases_credentials_only_to_reviewed_jobs():
+    pipeline = yaml.safe_load(PIPELINE.read_text(encoding="utf-8"))
+    jobs = pipeline["jobs"]
+    assert pipeline["permissions"] == {"contents": "read"}
+    # The job that runs every pull request's inventory holds nothing.
+    check = jobs["check"]
+    assert "secrets." not in yaml.safe_dump(check) and "environment" not in check
+    assert check["if"] == "github.event_name == 'pull_request'"
+    assert any(step.get("with", {}).get("persist-credentials") is False for step in check["steps"])
+    # The plan's credentials come from an environment a reviewer releases; never for forks.
+    assert jobs["plan"]["environment"] == "openclaw-plan"
+    assert "head.repo.full_name == github.repository" in jobs["plan"]["if"]
+    # The converge runs only for the protected branch, with the production environment.
+    assert jobs["converge"]["environment"] == "openclaw-production"
+    assert jobs["converge"]["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+    # Secrets reach a step through its environment, never spliced into a script.
+    for job in jobs.values():
+        for step in job["steps"]:
+            assert "${{" not in step.get("run", ""), step
+
+
+def check_job_scripts():
+    steps = yaml.safe_load(PIPELINE.read_text(encoding="utf-8"))["jobs"]["check"]["steps"]
+    return [step["run"] for step in steps if "run" in step and step.get("name") != "Install"]
+
+
+def test_the_check_job_runs_without_the_vault(repo):
+    path, _limit = repo
+    root = path.parents[1]
+    shutil.copy(HELPER, root / "inventory_limit.py")
+    env = {**ansible_env(), "INVENTORY": INVENTORY, "GITHUB_BASE_REF": "main", "GITHUB_STEP_SUMMARY": str(root / "summary.md")}
+    env.pop("ANSIBLE_VAULT_PASSWORD_FILE", None)
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True)
+
+    (path / "demo-vault-password.txt").unlink()
+    git("commit", "-qam", "no vault password in this repository")
+    git("update-ref", "refs/remotes/origin/main", "HEAD")
+
+    def run_check():
+        results = []
+        for script in check_job_scripts():
+            done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=root, env=env, capture_output=True, text=True, check=False)
+            results.append(done)
+            if done.returncode:
+                break
+        return results
+
+    edit_hosts(path, lambda doc: doc["openclaw_tenants"]["hosts"].update(newbie={"openclaw_server": "srv2", "openclaw_port": 18802}))
+    git("commit", "-qam", "newbie")
+    results = run_check()
+    assert [done.returncode for done in results] == [0] * len(check_job_scripts()), [done.stdout[-2000:] + done.stderr[-2000:] for done in results]
+    assert not list(path.rglob("vault.yml"))
+    assert "Inventory valid: 2 server(s), 4 tenant(s)." in results[1].stdout
+    assert (root / "summary.md").read_text(encoding="utf-8") == "limit: newbie,srv2\n"
+
+    # The same job refuses a change that is only wrong next to the rest of the inventory.
+    git("checkout", "-q", "--", ".")
+    edit_hosts(path, lambda doc: doc["openclaw_tenants"]["hosts"]["newbie"].update(openclaw_slug="sweepstake", openclaw_port=18801))
+    git("commit", "-qam", "newbie takes over sweepstake")
+    results = run_check()
+    output = " ".join(results[-1].stdout.split())
+    assert results[-1].returncode == 2 and len(results) == 2
+    assert "newbie: openclaw_slug: 'sweepstake' is also the slug of sweepstake (rule: slug-unique)" in output
+    assert "sweepstake: openclaw_port: 18801 on server srv2 is also used by newbie (openclaw_port) (rule: port-unique)" in output

@@ -45,6 +45,8 @@ SERVER_DEFAULTS = {
     "openclaw_runtime_image": "openclaw-runtime",
     "openclaw_shared_database": "openclaw",
     "openclaw_postgres_superuser": "postgres",
+    "openclaw_webhook_db_role": "openclaw_service_webhook",
+    "openclaw_upload_db_role": "openclaw_service_upload",
     "openclaw_clients_dir": "/home/openclaw/clients",
     "openclaw_backup_dir": "/var/backups/openclaw",
     "openclaw_secrets_dir": "/etc/openclaw/secrets",
@@ -63,7 +65,7 @@ DOCKER_NAME_SETTINGS = (
     "openclaw_upload_container",
 )
 # PostgreSQL objects of a server; a tenant database and role are openclaw_<slug>.
-POSTGRES_NAME_SETTINGS = ("openclaw_shared_database", "openclaw_postgres_superuser")
+POSTGRES_NAME_SETTINGS = ("openclaw_shared_database", "openclaw_postgres_superuser", "openclaw_webhook_db_role", "openclaw_upload_db_role")
 # Directories of a server; a tenant's workspace is <openclaw_clients_dir>/<slug>.
 DIRECTORY_SETTINGS = (
     "openclaw_clients_dir",
@@ -82,6 +84,8 @@ SEPARATE_DIRECTORIES = ("openclaw_clients_dir", "openclaw_backup_dir", "openclaw
 # host services that operators recognise in `docker ps` and the workspace tree.
 FIXED_COMPONENT_NAMES = frozenset(("nginx", "backup"))
 
+_SLUG_CHARS = re.compile(r"[a-z0-9-]+")
+
 
 def component_reservations(settings):
     """{slug: reason} for every slug whose derived names are taken by a server setting.
@@ -95,7 +99,8 @@ def component_reservations(settings):
     postgres_prefixes = sorted({DATABASE_NAME.format(slug=""), ROLE_NAME.format(slug="")})
 
     def claim(slug, why):
-        if slug and slug not in reserved:
+        # A candidate that is no valid slug anyway (openclaw_service_webhook) needs no entry.
+        if _SLUG_CHARS.fullmatch(slug) and slug not in reserved:
             reserved[slug] = why
 
     for name in DOCKER_NAME_SETTINGS:
@@ -141,7 +146,6 @@ PORT_MIN = 1024
 POSTGRES_PUBLISHED_PORT = 5435
 PORT_MAX = 65535
 
-_SLUG_CHARS = re.compile(r"[a-z0-9-]+")
 _LABEL = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _DIGITS = re.compile(r"[0-9]+")
@@ -554,6 +558,8 @@ SETTING_RULES = {
     "openclaw_upload_image": _matching(_IMAGE_REFERENCE, "image-reference", "is not a Docker image reference", allow_empty=True),
     "openclaw_shared_database": _database,
     "openclaw_postgres_superuser": _role,
+    "openclaw_webhook_db_role": _role,
+    "openclaw_upload_db_role": _role,
     "openclaw_postgres_host": _postgres_host(allow_empty=False),
     "openclaw_postgres_tenant_host": _postgres_host(allow_empty=True),
     "openclaw_postgres_tenant_port": _port_from(1),

@@ -17,8 +17,15 @@ description:
     C(workspace/SOUL.md), C(workspace/USER.md), C(devices/), and C(workspace/AGENTS.md) once OpenClaw has written
     its own. A manifest outside the mounted directory (C(<clients_dir>/<slug>/.openclaw-managed.json)) records
     what this module placed; only those files are ever removed.
-  - The gateway token is created once (32 random bytes, hex) in C(.openclaw/gateway_token) (0600). An existing
-    token file is always reused, also one written by other tools, so adopting a tenant keeps its token.
+  - The gateway token is created once (32 random bytes, hex) in C(<clients_dir>/<slug>/gateway_token), owned by root,
+    0600, outside the directory mounted into the container; the gateway gets it as C(OPENCLAW_GATEWAY_TOKEN). When
+    that file does not exist yet, a token kept by earlier versions or the old scripts in C(.openclaw/gateway_token)
+    is adopted once - only when that is a plain file of at most 4 KiB holding a token (a link, FIFO or anything else
+    there is ignored and a new token is made); afterwards that file is never read again.
+  - The agent can rewrite anything under C(.openclaw), so the module never follows a link there and never opens
+    anything but regular files (without blocking, up to 1 MiB). A link, FIFO, device, directory or oversized file
+    where a managed file or directory belongs is replaced atomically; one on a path the agent owns is left alone.
+    Owner and mode are only ever changed on what it opened itself.
   - The container is created, or replaced, only when the image id or the effective configuration (a hash kept
     in a label) changed; otherwise it is left running untouched. It is hardened - all capabilities dropped,
     C(no-new-privileges), an init process, memory/CPU/PID limits, rotated json-file logs, a health check against
@@ -238,6 +245,14 @@ token_created:
   description: Whether a gateway token was (or would be) created or rotated. The token itself is never returned.
   returned: always
   type: bool
+token_adopted:
+  description: Whether the token of C(.openclaw/gateway_token) was (or would be) adopted into the token file.
+  returned: always
+  type: bool
+token_file:
+  description: The root-owned file holding the gateway token (C(<clients_dir>/<slug>/gateway_token)).
+  returned: always
+  type: str
 changes:
   description: What was (or in check mode would be) changed, one line each.
   returned: always
@@ -425,6 +440,8 @@ def main():
         port=params["port"],
         recreated=False,
         token_created=False,
+        token_adopted=False,
+        token_file=workspace.token_path,
         changes=[],
         workspace=workspace.state,
         container={},
@@ -456,11 +473,12 @@ def main():
                 module.fail_json(msg="docker_socket is true but %s does not exist" % DOCKER_SOCKET, **result)
             module.warn("tenant %s gets the host's Docker socket: its agent can take over the host" % params["slug"])
 
-        workspace.ensure_layout(params["clients_dir"])
+        workspace.ensure_layout()
         manifest_before = _copy_manifest(workspace)
         token, created = workspace.ensure_token(params["rotate_token"])
         module.no_log_values.add(token)
         result["token_created"] = created
+        result["token_adopted"] = workspace.token_adopted
         workspace.sync_files(params["files"], set(params["secret_files"]))
         if params["skills_src"]:
             workspace.sync_skills(params["skills_src"])

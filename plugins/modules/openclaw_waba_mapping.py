@@ -80,7 +80,7 @@ EXAMPLES = r"""
     business_account_id: "9876543210"
     access_token: "{{ vault_aliya_waba_access_token }}"
     app_secret: "{{ vault_aliya_waba_app_secret }}"
-    gateway_token_file: /home/openclaw/clients/aliya/.openclaw/gateway_token
+    gateway_token_file: /home/openclaw/clients/aliya/gateway_token
     login_port: 5435
     login_password_file: /etc/openclaw/secrets/postgres_password
 """

@@ -94,7 +94,7 @@ class Site:
         return self.root / "clients" / self.slug(name) / ".openclaw"
 
     def token(self, name):
-        return (self.state_dir(name) / "gateway_token").read_text(encoding="utf-8").strip()
+        return (self.state_dir(name).parent / "gateway_token").read_text(encoding="utf-8").strip()
 
     def superuser_dsn(self, database):
         password = (self.root / "secrets" / "postgres_password").read_text(encoding="utf-8").strip()
@@ -166,7 +166,7 @@ def test_create_converge_again_and_hardening(site):
 
     # The workspace: modes, ownership, rendered files, skills as copies.
     state = site.state_dir("alpha")
-    assert (state / "gateway_token").stat().st_mode & 0o777 == 0o600
+    assert (state.parent / "gateway_token").stat().st_mode & 0o777 == 0o600 and (state.parent / "gateway_token").stat().st_uid == 0
     assert state.stat().st_mode & 0o777 == 0o700 and state.stat().st_uid == 1001
     config = json.loads((state / "openclaw.json").read_text(encoding="utf-8"))
     assert config["gateway"]["port"] == 18789

@@ -70,7 +70,7 @@ def test_tenant_role_cannot_open_another_tenants_database(host):
 
 @pytest.mark.parametrize("slug", sorted(TENANTS))
 def test_nginx_routes_each_slug_over_tls(host, slug):
-    token = host.file(f"{ROOT}/clients/{slug}/.openclaw/gateway_token").content_string.strip()
+    token = host.file(f"{ROOT}/clients/{slug}/gateway_token").content_string.strip()
     name = f"{slug}.{DOMAIN}"
     resolve = f"{name}:{HTTPS_PORT}:127.0.0.1"
     health = host.run("curl -sk --resolve %s https://%s:%s/healthz", resolve, name, str(HTTPS_PORT))
@@ -84,6 +84,6 @@ def test_nginx_routes_each_slug_over_tls(host, slug):
 
 @pytest.mark.parametrize("slug", sorted(TENANTS))
 def test_token_file_is_private(host, slug):
-    token = host.file(f"{ROOT}/clients/{slug}/.openclaw/gateway_token")
-    assert token.mode == 0o600 and token.uid == 1001
+    token = host.file(f"{ROOT}/clients/{slug}/gateway_token")
+    assert token.mode == 0o600 and token.uid == 0
     assert host.file(f"{ROOT}/clients/{slug}/.openclaw").mode == 0o700

@@ -44,7 +44,7 @@ def test_absent_tenant_is_gone_but_its_data_is_kept(host):
     assert container(host, "openclaw-molremoved") is None
     assert "molremoved" not in routes(host)
     assert host.file(f"{ROOT}/clients/molremoved/.openclaw/workspace/MEMORY.md").content_string == "remember the client\n"
-    assert host.file(f"{ROOT}/clients/molremoved/.openclaw/gateway_token").exists
+    assert host.file(f"{ROOT}/clients/molremoved/gateway_token").exists
     assert database_exists(host, "openclaw_molremoved")
 
 

@@ -6,7 +6,9 @@
 # OPENCLAW_GATEWAY_BIND=loopback  releases that only bind 127.0.0.1:18789:
 #                                 socat forwards 0.0.0.0:18790 to it.
 # The token comes from OPENCLAW_GATEWAY_TOKEN; without one the gateway would
-# run unauthenticated, so the container refuses to start.
+# run unauthenticated, so the container refuses to start. The gateway reads it
+# from its environment: never pass it as an argument, where every process on
+# the host sees it (ps, /proc/<pid>/cmdline).
 set -euo pipefail
 
 state_dir="${HOME}/.openclaw"
@@ -24,7 +26,7 @@ case "${OPENCLAW_GATEWAY_BIND:-loopback}" in
         exec openclaw gateway --bind lan --port 18789 --auth token
         ;;
     loopback)
-        openclaw gateway --bind loopback --port 18789 --auth token --token "$OPENCLAW_GATEWAY_TOKEN" &
+        openclaw gateway --bind loopback --port 18789 --auth token &
         gateway=$!
         socat TCP-LISTEN:18790,bind=0.0.0.0,reuseaddr,fork TCP:127.0.0.1:18789 &
         forwarder=$!

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
 
 from ansible_collections.openclaw.standalone.plugins.modules.openclaw_tenant import container_params, input_problems, with_password
 
+REPO_ROOT = Path(__file__).resolve().parents[4]
 BASE = {
     "slug": "aliya",
     "state": "present",
@@ -73,3 +76,15 @@ def test_container_settings_are_hardened_by_default():
     assert options["cap_drop"] == ["ALL"] and options["init"] is True and options["security_opts"] == ["no-new-privileges:true"]
     assert options["volumes"] == ["/home/openclaw/clients/aliya/.openclaw:/home/openclaw/.openclaw"]
     assert (options["memory"], options["cpus"], options["pids_limit"], options["user"]) == ("2g", 1.0, 512, "1001:1001")
+    # The image's entrypoint starts the gateway; no secret is ever part of the container's command or plain env.
+    assert options["command"] is None and options["env"] == {"OPENCLAW_GATEWAY_BIND": "loopback"}
+
+
+def test_the_entrypoint_puts_no_secret_on_a_command_line():
+    entrypoint = (REPO_ROOT / "roles" / "server" / "files" / "runtime" / "entrypoint.sh").read_text(encoding="utf-8")
+    commands = [line for line in entrypoint.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    # Positive control: the gateway's start lines are there and the token check reads the variable.
+    assert [line for line in commands if "openclaw gateway" in line and "--auth token" in line]
+    expands = re.compile(r"\$\{?OPENCLAW_GATEWAY_TOKEN")
+    assert [line for line in commands if expands.search(line)]
+    assert not [line for line in commands if "--token" in line or (expands.search(line) and "[[ -z" not in line)]

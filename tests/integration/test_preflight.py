@@ -95,8 +95,10 @@ def test_every_playbook_checks_the_whole_inventory_whatever_the_limit(tmp_path):
             "carol": {"openclaw_server": "srv1", "openclaw_port": 18801},
         },
     )
-    for playbook, extra in ENTRY_POINTS.items():
-        result = run("ansible-playbook", "-i", inventory, f"playbooks/{playbook}", "--limit", "bob,carol", *extra)
+    runs = [(playbook, [*extra, "--limit", "bob,carol"]) for playbook, extra in ENTRY_POINTS.items()]
+    runs.append(("site.yml", ["--limit", "bob", "--tags", "nginx"]))  # a tag selection does not skip it either
+    for playbook, options in runs:
+        result = run("ansible-playbook", "-i", inventory, f"playbooks/{playbook}", *options)
         output = " ".join(result.stdout.split())
         assert result.returncode == 2, (playbook, result.stdout[-3000:])
         assert "aliya: openclaw_slug: 'aliya' is also the slug of bob (rule: slug-unique)" in output, playbook

@@ -10,10 +10,13 @@ short_description: Ensure a tenant's WhatsApp Business number is routed to it in
 version_added: 0.1.0
 description:
   - Keeps the row of C(waba_phone_mapping) (shared database) for one WhatsApp Business phone number id - the
-    tenant it belongs to, the number's credentials and the tenant's gateway token, which the webhook service
-    uses to forward messages to the tenant.
+    tenant it belongs to and the number's app secret, which the webhook service needs to check signatures.
+  - Tokens are not stored, only their fingerprints (C(sha256:) and the hex SHA-256) - C(waba_access_token)
+    for the access token (the webhook only tests that there is one) and C(gateway_token_sha256) for the
+    tenant's gateway token. C(gateway_token) stays NULL (shared migration V002), so nobody who can read the
+    table can call a tenant's gateway or the Graph API with what it finds there.
   - The gateway token is read from the tenant's token file on the server, so it never passes through the
-    controller, and a rotated token reaches the mapping on the next converge.
+    controller, and a rotated token changes the fingerprint on the next converge.
   - Only changed columns are written; secrets are compared but never returned or shown in a diff.
   - A number id already mapped to another tenant is refused, not taken over.
 author: OpenClaw Standalone maintainers (@openclaw-standalone)
@@ -53,7 +56,7 @@ options:
     type: str
   access_token:
     description:
-      - Access token for the number (secret).
+      - Access token for the number (secret); only its fingerprint is stored.
     type: str
   app_secret:
     description:
@@ -61,7 +64,7 @@ options:
     type: str
   gateway_token_file:
     description:
-      - The tenant's gateway token file on the server.
+      - The tenant's gateway token file on the server; only the token's fingerprint is stored.
     type: path
   state:
     description:
@@ -91,13 +94,14 @@ changed_columns:
   returned: always
   type: list
   elements: str
-  sample: [gateway_token, is_active]
+  sample: [gateway_token_sha256, is_active]
 created:
   description: Whether the row was (or would be) created.
   returned: always
   type: bool
 """
 
+import hashlib
 import re
 
 from ansible.module_utils.basic import AnsibleModule
@@ -116,8 +120,8 @@ from ansible_collections.openclaw.standalone.plugins.module_utils.postgres impor
 from ansible_collections.openclaw.standalone.plugins.module_utils.secret_files import read_secret_file
 from ansible_collections.openclaw.standalone.plugins.module_utils.validation import phone_problems, slug_problems
 
-SECRET_COLUMNS = ("waba_access_token", "waba_app_secret", "gateway_token")
-COLUMNS = ("slug", "phone_number", "waba_business_account_id", "waba_access_token", "waba_app_secret", "gateway_token", "is_active")
+SECRET_COLUMNS = ("waba_access_token", "waba_app_secret", "gateway_token_sha256")
+COLUMNS = ("slug", "phone_number", "waba_business_account_id", "waba_access_token", "waba_app_secret", "gateway_token_sha256", "is_active")
 DIGITS = re.compile(r"[0-9]{5,32}")
 
 
@@ -132,6 +136,11 @@ def input_problems(params):
     return problems
 
 
+def fingerprint(secret):
+    """What the shared database keeps of a token: enough to see that it is there and when it changes."""
+    return None if secret is None else "sha256:" + hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
 def desired_row(module):
     params = module.params
     row = dict(slug=params["slug"], is_active=params["state"] == "present")
@@ -139,11 +148,11 @@ def desired_row(module):
         row.update(
             phone_number=params["phone_number"],
             waba_business_account_id=params["business_account_id"],
-            waba_access_token=params["access_token"],
+            waba_access_token=fingerprint(params["access_token"]),
             waba_app_secret=params["app_secret"],
         )
         if params["gateway_token_file"]:
-            row["gateway_token"] = read_secret_file(module, params["gateway_token_file"], "gateway_token_file")
+            row["gateway_token_sha256"] = fingerprint(read_secret_file(module, params["gateway_token_file"], "gateway_token_file"))
     return row
 
 

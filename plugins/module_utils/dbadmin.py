@@ -16,16 +16,21 @@ from __future__ import annotations
 from ansible_collections.openclaw.standalone.plugins.module_utils.postgres import password_verifier_matches, scram_verifier, sql
 
 # Schemas whose objects belong to the database's owner role. System schemas and
-# objects that are members of an extension (pgcrypto's functions) are left alone.
-OWNED_SCHEMAS = ("public", "openclaw_meta")
+# objects that are members of an extension (pgcrypto's functions) are left alone;
+# so is openclaw_meta, which belongs to migrations.HISTORY_OWNER.
+#
+# The queries here run on administrators' connections whose search_path is
+# pinned to the catalog (postgres.PINNED_SEARCH_PATH) and read the catalog only;
+# ALTER ... OWNER runs no code of the object's owner.
+OWNED_SCHEMAS = ("public",)
 
 
 def database_info(cur, name):
     """None, or {owner, public_connect} of database ``name``."""
     cur.execute(
-        "SELECT pg_get_userbyid(d.datdba),"
-        " d.datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) a WHERE a.grantee = 0 AND a.privilege_type = 'CONNECT')"
-        " FROM pg_database d WHERE d.datname = %s",
+        "SELECT pg_catalog.pg_get_userbyid(d.datdba),"
+        " d.datacl IS NULL OR EXISTS (SELECT 1 FROM pg_catalog.aclexplode(d.datacl) a WHERE a.grantee = 0 AND a.privilege_type = 'CONNECT')"
+        " FROM pg_catalog.pg_database d WHERE d.datname = %s",
         (name,),
     )
     row = cur.fetchone()
@@ -34,7 +39,7 @@ def database_info(cur, name):
 
 def role_info(cur, name):
     """None, or {login, password_verifier} of role ``name`` (needs superuser to see the verifier)."""
-    cur.execute("SELECT rolcanlogin, rolpassword FROM pg_authid WHERE rolname = %s", (name,))
+    cur.execute("SELECT rolcanlogin, rolpassword FROM pg_catalog.pg_authid WHERE rolname = %s", (name,))
     row = cur.fetchone()
     return None if row is None else {"login": row[0], "verifier": row[1]}
 
@@ -91,6 +96,24 @@ def revoke_public_connect(cur, name, dry_run=False):
     return _run(cur, sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(sql.Identifier(name)), dry_run=dry_run)
 
 
+def role_is_superuser(cur, name):
+    """None when role ``name`` does not exist, else whether it is a superuser."""
+    cur.execute("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = %s", (name,))
+    row = cur.fetchone()
+    return None if row is None else row[0]
+
+
+def nologin_role(cur, name, dry_run=False):
+    """A role nobody logs in as (the history's owner): created when missing, LOGIN taken away if someone gave it."""
+    cur.execute("SELECT rolcanlogin FROM pg_catalog.pg_roles WHERE rolname = %s", (name,))
+    row = cur.fetchone()
+    if row is None:
+        return _run(cur, sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(name)), dry_run=dry_run)
+    if row[0]:
+        return _run(cur, sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(name)), dry_run=dry_run)
+    return []
+
+
 def drop_database(cur, name, dry_run=False):
     # FORCE ends the tenant's open sessions; the dump was taken before.
     return _run(cur, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)), dry_run=dry_run)
@@ -111,27 +134,28 @@ def foreign_owned_objects(cur, owner):
         """
         SELECT kind, schema, name, args FROM (
           SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END AS kind,
-                 n.nspname AS schema, c.relname AS name, NULL::text AS args, c.relowner AS owner, c.oid AS objid, 'pg_class'::regclass AS classid
-            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 n.nspname AS schema, c.relname AS name, NULL::pg_catalog.text AS args, c.relowner AS owner, c.oid AS objid,
+                 'pg_catalog.pg_class'::pg_catalog.regclass AS classid
+            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
            WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('a', 'i')
-                             AND d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass)
+             AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('a', 'i')
+                             AND d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass)
           UNION ALL
           SELECT CASE p.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE' ELSE 'FUNCTION' END,
-                 n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), p.proowner, p.oid, 'pg_proc'::regclass
-            FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                 n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid), p.proowner, p.oid, 'pg_catalog.pg_proc'::pg_catalog.regclass
+            FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
            WHERE n.nspname = ANY(%(schemas)s)
           UNION ALL
-          SELECT 'TYPE', n.nspname, t.typname, NULL, t.typowner, t.oid, 'pg_type'::regclass
-            FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+          SELECT 'TYPE', n.nspname, t.typname, NULL, t.typowner, t.oid, 'pg_catalog.pg_type'::pg_catalog.regclass
+            FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
            WHERE n.nspname = ANY(%(schemas)s) AND t.typtype IN ('e', 'd', 'r')
           UNION ALL
-          SELECT 'SCHEMA', NULL, n.nspname, NULL, n.nspowner, n.oid, 'pg_namespace'::regclass
-            FROM pg_namespace n
-           WHERE n.nspname = ANY(%(schemas)s) AND n.nspowner <> COALESCE(to_regrole('pg_database_owner'), 0)
+          SELECT 'SCHEMA', NULL, n.nspname, NULL, n.nspowner, n.oid, 'pg_catalog.pg_namespace'::pg_catalog.regclass
+            FROM pg_catalog.pg_namespace n
+           WHERE n.nspname = ANY(%(schemas)s) AND n.nspowner <> COALESCE(pg_catalog.to_regrole('pg_database_owner'), 0)
         ) o
-        WHERE pg_get_userbyid(o.owner) <> %(owner)s
-          AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = o.classid AND e.objid = o.objid AND e.deptype = 'e')
+        WHERE pg_catalog.pg_get_userbyid(o.owner) <> %(owner)s
+          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = o.classid AND e.objid = o.objid AND e.deptype = 'e')
         ORDER BY kind, schema NULLS FIRST, name
         """,
         {"schemas": list(OWNED_SCHEMAS), "owner": owner},

@@ -68,8 +68,16 @@ class ConnectionFailure(Exception):
     """The server could not be reached or refused the login; the message says which."""
 
 
-def connect(params, dbname=None, autocommit=False, user=None, password=None):
-    """A psycopg2 connection from the module's login_* options."""
+# Session setting for every connection that runs as an administrator inside a
+# database a tenant owns: only the system catalog is searched (pg_temp last, and
+# never for functions or operators), so no tenant object in "public" or a schema
+# named after a role can shadow a name the connection uses. Sent in the startup
+# packet, it takes precedence over ALTER DATABASE/ROLE ... SET search_path.
+PINNED_SEARCH_PATH = "-c search_path=pg_catalog,pg_temp"
+
+
+def connect(params, dbname=None, autocommit=False, user=None, password=None, options=None):
+    """A psycopg2 connection from the module's login_* options; ``options`` are libpq's (e.g. PINNED_SEARCH_PATH)."""
     kwargs = dict(
         host=params["login_host"],
         port=params["login_port"],
@@ -79,6 +87,8 @@ def connect(params, dbname=None, autocommit=False, user=None, password=None):
         sslmode=params.get("ssl_mode") or "prefer",
         application_name="openclaw.standalone",
     )
+    if options:
+        kwargs["options"] = options
     secret = params.get("login_password") if password is None else password
     if secret:
         kwargs["password"] = secret

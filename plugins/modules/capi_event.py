@@ -9,8 +9,9 @@ module: capi_event
 short_description: Send deduplicated Meta Conversions API events for WhatsApp dialogs
 version_added: 0.1.0
 description:
-  - B(Tenant mode) (O(tenant)) - reads the tenant's active C(capi_settings) row and the C(wa_dialogs) row of
-    O(phone) from the tenant database, sends the event of O(level) once, logs every attempt to
+  - B(Tenant mode) (O(tenant)) - logs in to the tenant database as the tenant's own role (O(login_user),
+    O(login_password_file)), reads the tenant's active C(capi_settings) row and the C(wa_dialogs) row of
+    O(phone), sends the event of O(level) once, logs every attempt to
     C(capi_events_log) and marks the dialog (C(lN_sent), C(lN_sent_at), C(lN_event_id)), all in the transaction
     that holds a lock on the dialog and level (a transaction-scoped advisory lock), so concurrent calls for the
     same dialog and level send exactly one event.
@@ -176,6 +177,11 @@ options:
     type: list
     elements: dict
 notes:
+  - In tenant mode the module refuses to log in as a superuser. The tables it reads and writes belong to the
+    tenant, whose triggers or functions would run with the rights of whoever wrote to them; as the tenant's own
+    role (V(openclaw_<tenant>), password in C(<secrets_dir>/db-<tenant>.password) or the vault) they run with
+    the tenant's rights only. Its statements name every table with its schema and the session's search_path
+    is pinned to the system catalog.
   - Meta does not deduplicate business-messaging events; in tenant mode this module does (a lock per dialog
     and level, C(lN_sent) flags, and a unique index on successful C(event_id)s).
 seealso:
@@ -191,7 +197,8 @@ EXAMPLES = r"""
     phone: "+77011234567"
     level: 2
     login_port: 5435
-    login_password_file: /etc/openclaw/secrets/postgres_password
+    login_user: openclaw_aliya
+    login_password_file: /etc/openclaw/secrets/db-aliya.password
 
 - name: Report a purchase with its value
   openclaw.standalone.capi_event:
@@ -202,7 +209,8 @@ EXAMPLES = r"""
     value: 45000
     currency: KZT
     login_port: 5435
-    login_password_file: /etc/openclaw/secrets/postgres_password
+    login_user: openclaw_aliya
+    login_password_file: /etc/openclaw/secrets/db-aliya.password
 
 - name: Preview the payload without sending
   openclaw.standalone.capi_event:
@@ -210,7 +218,8 @@ EXAMPLES = r"""
     phone: "77011234567"
     level: 1
     login_port: 5435
-    login_password_file: /etc/openclaw/secrets/postgres_password
+    login_user: openclaw_aliya
+    login_password_file: /etc/openclaw/secrets/db-aliya.password
   check_mode: true
   register: preview
 
@@ -292,6 +301,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.openclaw.standalone.plugins.module_utils import capi
 from ansible_collections.openclaw.standalone.plugins.module_utils.postgres import (
+    PINNED_SEARCH_PATH,
     POSTGRES_MUTUALLY_EXCLUSIVE,
     ConnectionFailure,
     connect,
@@ -386,16 +396,30 @@ class CapiRun:
         resolve_login_password(self.module)
         dbname = params["db"] or DATABASE_NAME.format(slug=params["tenant"])
         try:
-            conn = connect(params, dbname=dbname)
+            conn = connect(params, dbname=dbname, options=PINNED_SEARCH_PATH)
         except ConnectionFailure as exc:
             self.fail(str(exc))
         try:
+            self.refuse_superuser(conn, dbname)
             self.tenant_locked(conn, phone, dbname)
         except psycopg2.Error as exc:
             conn.rollback()
             self.fail("database error in %s: %s" % (dbname, error_text(exc)))
         finally:
             conn.close()
+
+    def refuse_superuser(self, conn, dbname):
+        with conn.cursor() as cur:
+            cur.execute("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = session_user")
+            row = cur.fetchone()
+        conn.rollback()
+        if row is None or row[0]:
+            conn.close()
+            self.fail(
+                "login_user %s is a superuser; tenant mode logs in to %s as the tenant's own role (login_user=%s with "
+                "login_password_file=<secrets_dir>/db-%s.password), so nothing the tenant planted in its tables runs with "
+                "superuser rights; nothing was sent" % (self.params["login_user"], dbname, dbname, self.params["tenant"])
+            )
 
     def tenant_locked(self, conn, phone, dbname):
         params = self.params
@@ -418,7 +442,7 @@ class CapiRun:
                 # One sender per dialog and level at a time, held until commit. An
                 # advisory lock rather than a row lock, so the gateway's own updates
                 # of the dialog are not held up while Meta answers.
-                cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ("openclaw.capi/%s/L%d" % (dialog["id"], level),))
+                cur.execute("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(%s, 0))", ("openclaw.capi/%s/L%d" % (dialog["id"], level),))
                 dialog = read_dialog(cur, phone)  # re-read: the previous holder may have sent it
             flag = "l%d" % level
             event_name = params["event_name"] or settings["%s_event_name" % flag] or capi.DEFAULT_LEVEL_EVENTS[level]
@@ -490,7 +514,7 @@ class CapiRun:
             received = int(response.get("events_received") or 0)
             if received >= 1:
                 cur.execute(
-                    sql.SQL("UPDATE wa_dialogs SET {} = true, {} = now(), {} = %s, updated_at = now() WHERE id = %s").format(
+                    sql.SQL("UPDATE public.wa_dialogs SET {} = true, {} = pg_catalog.now(), {} = %s, updated_at = pg_catalog.now() WHERE id = %s").format(
                         sql.Identifier(flag + "_sent"), sql.Identifier(flag + "_sent_at"), sql.Identifier(flag + "_event_id")
                     ),
                     (event_id, dialog["id"]),
@@ -510,7 +534,7 @@ class CapiRun:
         reached = dialog["last_message"]
         if level == 1:
             cur.execute(
-                "SELECT created_at FROM wa_messages WHERE phone = ANY(%s) AND direction = 'inbound' ORDER BY created_at OFFSET %s LIMIT 1",
+                "SELECT created_at FROM public.wa_messages WHERE phone = ANY(%s) AND direction = 'inbound' ORDER BY created_at OFFSET %s LIMIT 1",
                 ([dialog["phone"], dialog["phone"].lstrip("+"), "+" + dialog["phone"].lstrip("+")], max((settings["l1_threshold"] or 1) - 1, 0)),
             )
             row = cur.fetchone()
@@ -614,7 +638,7 @@ class CapiRun:
 def read_settings(cur):
     cur.execute(
         "SELECT pixel_id, access_token, l1_event_name, l2_event_name, l3_event_name, l1_threshold, whatsapp_business_account_id, partner_agent"
-        " FROM capi_settings WHERE is_active ORDER BY created_at DESC NULLS LAST LIMIT 1"
+        " FROM public.capi_settings WHERE is_active ORDER BY created_at DESC NULLS LAST LIMIT 1"
     )
     row = cur.fetchone()
     if row is None:
@@ -631,7 +655,7 @@ DIALOG_COLUMNS = (
 
 def read_dialog(cur, phone):
     # Baileys rows store digits, WhatsApp Cloud API rows '+digits'.
-    query = sql.SQL("SELECT {} FROM wa_dialogs WHERE phone = ANY(%s) ORDER BY phone LIMIT 1").format(
+    query = sql.SQL("SELECT {} FROM public.wa_dialogs WHERE phone = ANY(%s) ORDER BY phone LIMIT 1").format(
         sql.SQL(", ").join(sql.Identifier(column) for column in DIALOG_COLUMNS)
     )
     cur.execute(query, ([phone, "+" + phone],))
@@ -640,13 +664,13 @@ def read_dialog(cur, phone):
 
 
 def already_logged(cur, event_id, status):
-    cur.execute("SELECT 1 FROM capi_events_log WHERE event_id = %s AND status = %s LIMIT 1", (event_id, status))
+    cur.execute("SELECT 1 FROM public.capi_events_log WHERE event_id = %s AND status = %s LIMIT 1", (event_id, status))
     return cur.fetchone() is not None
 
 
 def insert_log(cur, log, event_id, status, error_text=None, attempt=None, response=None, fbtrace_id=None):
     cur.execute(
-        "INSERT INTO capi_events_log"
+        "INSERT INTO public.capi_events_log"
         " (phone, event_name, event_level, ctwa_clid, source_id, pixel_id, event_id, fb_response, status, error_text, attempt, fbtrace_id)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (

@@ -12,11 +12,28 @@ description:
   - Ensures a PostgreSQL database for one tenant (O(schema=tenant), database V(openclaw_<slug>)) or for the
     shared services (O(schema=shared), database V(openclaw)) exists and is migrated to the newest version of
     the collection's SQL migrations.
-  - Migrations are files named C(V<NNN>__<description>.sql). Each runs in its own transaction together with
-    its row in the history table C(openclaw_meta.schema_history) (version, description, checksum,
-    installed_on, execution_time, success, installed_by). A failing migration rolls back completely.
-  - A session-level PostgreSQL advisory lock serializes concurrent runs against the same database, so each
-    migration is applied exactly once.
+  - Migrations are files named C(V<NNN>__<description>.sql). Each runs in its own transaction and gets a row
+    in the history table C(openclaw_meta.schema_history) (version, description, checksum, installed_on,
+    execution_time, success, installed_by). A failing migration rolls back completely.
+  - B(Who runs what.) A database owned by a role that is not a superuser (a tenant's) is migrated on a
+    connection logged in as that role (O(owner) with O(owner_password) or O(owner_password_file)), so
+    triggers, functions or operators the role planted run with its own rights only. The administrator's
+    login (O(login_user)) does only cluster-level work (roles, databases, C(CONNECT)), ownership changes,
+    the advisory lock and the history, on connections whose C(search_path) is pinned to C(pg_catalog,
+    pg_temp), with every name qualified.
+  - B(History.) In a tenant's database the history schema and table belong to C(openclaw_history_owner), a
+    C(NOLOGIN) role created once per cluster that nobody is granted; the owner role may only read them
+    (C(USAGE), C(SELECT)). Before every use the module checks that the history is a plain table owned by
+    that role (or, in a database an administrator owns, by a superuser), with no rules, triggers, row
+    security, inheritance, and no types, defaults, constraints or indexes that use anything outside
+    C(pg_catalog), and fails naming what it found otherwise. A history an older version of this module left
+    to the tenant's role is taken over (C(ALTER ... OWNER)) and then checked the same way.
+  - A migration's history row is inserted on the administrator's connection before the migration's own
+    transaction commits and is committed right after it. Should that last commit be lost (the connection
+    drops in between), the migration's objects exist without a history row; the next run applies the file
+    again, fails on the objects it already created naming the file, and the row is then recorded by hand.
+  - A session-level PostgreSQL advisory lock, taken on the administrator's connection, serializes
+    concurrent runs against the same database, so each migration is applied exactly once.
   - An existing database without history that already has every table of the baseline migration (as the
     seed platform's C(create-client.sh) left it) is adopted - the baseline is recorded, not run, and no data
     is touched.
@@ -34,10 +51,11 @@ attributes:
   check_mode:
     support: full
     details:
-      - Connects and reads the history; reports RV(pending) and what would change; writes nothing, not even
-        the history table.
-      - RV(executed_statements) lists the statements a real run would execute, except the ownership changes
-        for objects that pending migrations have yet to create.
+      - Connects and reads the history (after the same checks as a real run); reports RV(pending) and what
+        would change; writes nothing, not even the history table, and runs no migration. A history the
+        tenant's role still owns is read on a connection logged in as that role.
+      - RV(executed_statements) lists the statements a real run would execute, except the creation and grants
+        of a history table that does not exist yet.
   diff_mode:
     support: full
   idempotent:
@@ -57,8 +75,10 @@ options:
     default: tenant
   owner:
     description:
-      - Role that owns the database and all objects in it; created as a C(LOGIN) role when missing.
-      - When omitted, ownership is left as it is.
+      - Role that owns the database and all objects in its C(public) schema; created as a C(LOGIN) role when
+        missing. The migrations run logged in as this role.
+      - When omitted, ownership is left as it is; a database owned by a role that is not a superuser then
+        cannot be migrated or dumped (its password is needed).
     type: str
   owner_password:
     description:
@@ -70,7 +90,8 @@ options:
     description:
       - File on the managed host with the password of O(owner). When the file does not exist, a random
         password is generated on the managed host and written there first (mode 0600, directory 0700), so it
-        never passes through the controller. An existing file is always reused.
+        never passes through the controller. An existing file is always reused. With O(state=absent) an
+        existing file is read for the dump, which runs as O(owner).
       - Mutually exclusive with O(owner_password).
     type: path
   state:
@@ -88,6 +109,8 @@ options:
   backup_dir:
     description:
       - Directory on the managed host for the C(pg_dump -Fc) dump taken before a purge.
+      - A database owned by a role that is not a superuser is dumped logged in as that role (O(owner),
+        O(owner_password) or an existing O(owner_password_file)), for a purge as for O(backup).
     type: path
     default: /var/backups/openclaw
   pg_dump_path:
@@ -217,7 +240,7 @@ created:
       type: bool
   sample: {database: true, role: true}
 executed_statements:
-  description: Server-level and ownership statements run (or, in check mode, that would run). Passwords are masked.
+  description: Server-level, ownership and history privilege statements run (or, in check mode, that would run). Passwords are masked.
   returned: always
   type: list
   elements: str
@@ -245,8 +268,18 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.openclaw.standalone.plugins.module_utils import dbadmin
-from ansible_collections.openclaw.standalone.plugins.module_utils.migrations import AdvisoryLock, HistoryRow, MigrationError, Migrator, load_migrations, plan
+from ansible_collections.openclaw.standalone.plugins.module_utils.migrations import (
+    HISTORY_OWNER,
+    AdvisoryLock,
+    HistoryRow,
+    MigrationError,
+    Migrator,
+    history_problems,
+    load_migrations,
+    plan,
+)
 from ansible_collections.openclaw.standalone.plugins.module_utils.postgres import (
+    PINNED_SEARCH_PATH,
     POSTGRES_MUTUALLY_EXCLUSIVE,
     ConnectionFailure,
     connect,
@@ -344,6 +377,8 @@ class SchemaRun:
                 self.result["created"]["database"] = True
                 if self.check:
                     self.record(dbadmin.create_database(cur, name, owner, dry_run=True))
+                    if owner and not dbadmin.role_is_superuser(cur, owner):
+                        self.history_owner(cur)
                     self.result["pending"] = [migration.version for migration in migrations]
                     self.result["version"] = migrations[-1].version
                     self.after.update(version=self.result["version"], owner=owner or self.params["login_user"], public_connect=False)
@@ -357,7 +392,21 @@ class SchemaRun:
                 self.record(dbadmin.alter_database_owner(cur, name, owner, dry_run=self.check))
             if info["public_connect"]:
                 self.record(dbadmin.revoke_public_connect(cur, name, dry_run=self.check))
-        self.migrate(name, owner, migrations)
+            # Whoever owns the database runs its migrations. A role that does not
+            # exist yet (check mode) is about to be created as a plain LOGIN role.
+            db_owner = owner or info["owner"]
+            tenant_owned = not dbadmin.role_is_superuser(cur, db_owner)
+            if tenant_owned:
+                self.history_owner(cur)
+        self.migrate(name, db_owner, tenant_owned, migrations)
+
+    def history_owner(self, cur):
+        try:
+            statements = dbadmin.nologin_role(cur, HISTORY_OWNER, dry_run=self.check)
+        except (psycopg2.errors.DuplicateObject, psycopg2.errors.UniqueViolation):
+            statements = []  # a parallel run of another tenant created it first
+        if statements:
+            self.record(statements)
 
     def role_statements(self, cur, owner, changes):
         try:
@@ -385,25 +434,40 @@ class SchemaRun:
         except MigrationError as exc:
             self.fail(str(exc))
 
-    def migrate(self, name, owner, migrations):
-        conn = connect(self.params, dbname=name)
-        lock_conn = None
+    def migrate(self, name, db_owner, tenant_owned, migrations):
+        # The administrator's connection to the database: history, lock and
+        # ownership only, with the search_path pinned to the catalog.
+        meta = connect(self.params, dbname=name, options=PINNED_SEARCH_PATH)
+        migrator = Migrator(None, migrations, meta=meta, expected_owner=HISTORY_OWNER if tenant_owned else None)
         try:
             if self.check:
                 # Check mode reads only: no lock, no history table, no writes.
-                conn.set_session(readonly=True)
+                meta.set_session(readonly=True)
                 lock = contextlib.nullcontext()
             else:
-                lock_conn = connect(self.params, dbname=name, autocommit=True)
-                lock = AdvisoryLock(lock_conn, self.params["lock_timeout"])
+                lock = AdvisoryLock(meta, self.params["lock_timeout"])
             with lock:
-                self.migrate_locked(Migrator(conn, migrations), migrations)
-                if owner:
-                    self.transfer_ownership(conn, owner)
+                if not tenant_owned:
+                    migrator.conn = meta  # nobody else's code to keep apart: one connection, one transaction per file
+                elif self.params["owner"]:
+                    # Before the migrations, so they find their tables owned by the role they run as.
+                    self.transfer_ownership(meta, db_owner)
+                self.migrate_locked(migrator, migrations, name, db_owner)
         finally:
-            conn.close()
-            if lock_conn is not None:
-                lock_conn.close()
+            for conn in (migrator.conn, meta):
+                if conn is not None and not conn.closed:
+                    conn.close()
+
+    def owner_connection(self, name, db_owner, why):
+        """A connection logged in as the database's owner; migrations and dumps run there, never as an administrator."""
+        password = self.params["owner_password"]
+        if password is None or self.params["owner"] != db_owner:
+            raise MigrationError(
+                "database %s is owned by role %s, and %s runs as that role (an administrator's session would run whatever the "
+                "role planted with the administrator's rights); give owner=%s with owner_password or owner_password_file" % (name, db_owner, why, db_owner)
+            )
+        # search_path public: the migration files name public's objects unqualified.
+        return connect(self.params, dbname=name, user=db_owner, password=password, options="-c search_path=public")
 
     def transfer_ownership(self, conn, owner):
         with conn.cursor() as cur:
@@ -412,15 +476,63 @@ class SchemaRun:
                 self.record(dbadmin.transfer_ownership(cur, foreign, owner, dry_run=self.check))
         conn.commit()
 
-    def migrate_locked(self, migrator, migrations):
-        history = migrator.history()
+    def read_history(self, migrator, name, db_owner):
+        """Verify the history relation (taking it over first when a tenant still owns it), then read it."""
+        state = migrator.state()
+        takeover = migrator.history_ownership(state, dry_run=True)
+        if not takeover:
+            history = migrator.history()
+            if state is not None and migrator.expected_owner is not None:
+                self.privileges(migrator, db_owner)
+            return history
+        if not self.check:
+            migrator.history_ownership(state)
+            migrator.verify()  # in the same transaction: refused, the owner change is rolled back too
+            migrator.meta.commit()
+            self.record(takeover)
+            history = migrator.history()
+            self.privileges(migrator, db_owner)
+            return history
+        # Check mode on a history a tenant still owns: its structure is checked as
+        # it will be after the take-over, and it is read as its owner, never as an
+        # administrator (the owner could swap it between the check and the read).
+        with migrator.meta.cursor() as cur:
+            owned = dict(state, schema_owner=(HISTORY_OWNER, False), owner=(HISTORY_OWNER, False) if state["oid"] else None)
+            problems = history_problems(cur, owned, HISTORY_OWNER)
+        if problems:
+            migrator.verify(owned)  # raises, naming the problems
+        self.record(takeover)
+        if state["oid"] is None:
+            return []
+        tenant = self.owner_connection(name, db_owner, "reading a history it still owns")
+        try:
+            tenant.set_session(readonly=True)
+            history = migrator.history(conn=tenant)
+        finally:
+            tenant.close()
+        # The owner's own entries fold into the new owner's, so the tenant's read access is granted anew.
+        self.privileges(migrator, db_owner)
+        return history
+
+    def privileges(self, migrator, db_owner):
+        statements = migrator.privilege_statements(db_owner, dry_run=self.check)
+        if statements:
+            self.record(statements)
+            if not self.check:
+                migrator.meta.commit()
+
+    def migrate_locked(self, migrator, migrations, name, db_owner):
+        history = self.read_history(migrator, name, db_owner)
         self.before["version"] = max((row.version for row in history), default=0)
-        if not history and not migrator.history_exists() and migrator.adoption(self.params["baseline"]) == "adopt":
+        exists = migrator.history_exists()
+        if not history and not exists and migrator.adoption(self.params["baseline"]) == "adopt":
             self.result["baselined"] = True
             self.result["changed"] = True
             if self.check:
                 history = [_baseline_row(migrations[0])]
             else:
+                self.ensure_history(migrator, db_owner)
+                exists = True
                 migrator.baseline()
                 history = migrator.history()
         pending, repairs = plan(migrations, history, repair=self.params["repair"])
@@ -435,8 +547,14 @@ class SchemaRun:
             self.result["version"] = max([row.version for row in history] + self.result["pending"] + [0])
             self.after["version"] = self.result["version"]
             return
+        if pending:
+            if migrator.conn is None:
+                migrator.conn = self.owner_connection(name, db_owner, "applying its migrations")
+            if not exists:
+                self.ensure_history(migrator, db_owner)
         if pending and self.params["backup"] and not self.result["created"]["database"]:
-            self.result["backup_file"] = self.dump(self.params["name"], label="pre-v%03d" % pending[0].version)
+            dumper = db_owner if migrator.expected_owner is not None else None
+            self.result["backup_file"] = self.dump(self.params["name"], label="pre-v%03d" % pending[0].version, db_owner=dumper)
             self.prune_backups(self.params["name"])
         for migration in pending:
             migrator.apply(migration)
@@ -445,6 +563,12 @@ class SchemaRun:
         self.result["pending"] = []
         self.result["version"] = max([row.version for row in history] + self.result["applied"] + [0])
         self.after["version"] = self.result["version"]
+
+    def ensure_history(self, migrator, db_owner):
+        migrator.ensure_history_table()
+        migrator.verify()
+        if migrator.expected_owner is not None:
+            self.privileges(migrator, db_owner)
 
     # -- absent --------------------------------------------------------------
     def absent(self, admin):
@@ -459,7 +583,8 @@ class SchemaRun:
                 self.after["role"] = "absent"
             if info is not None:
                 if not self.check:
-                    self.result["backup_file"] = self.dump(name)
+                    tenant_owned = not dbadmin.role_is_superuser(cur, info["owner"])
+                    self.result["backup_file"] = self.dump(name, db_owner=info["owner"] if tenant_owned else None)
                 self.record(dbadmin.drop_database(cur, name, dry_run=self.check))
             if role is not None:
                 try:
@@ -467,8 +592,23 @@ class SchemaRun:
                 except psycopg2.errors.DependentObjectsStillExist as exc:
                     self.module.warn("role %s was kept: it still owns or is granted objects elsewhere (%s)" % (owner, error_text(exc)))
 
-    def dump(self, name, label=None):
-        """pg_dump -Fc of ``name`` into backup_dir, written under a temporary name and renamed when complete."""
+    def dump(self, name, label=None, db_owner=None):
+        """pg_dump -Fc of ``name`` into backup_dir, written under a temporary name and renamed when complete.
+
+        A database a tenant owns (``db_owner``) is dumped as that role: pg_dump
+        run by an administrator reads the tenant's objects with the
+        administrator's rights, and a relation swapped for a view during the
+        dump runs the tenant's functions as the administrator.
+        """
+        what = "nothing was dropped" if label is None else "no migration was applied"
+        user, password = self.params["login_user"], self.params["login_password"]
+        if db_owner is not None:
+            if self.params["owner_password"] is None or self.params["owner"] != db_owner:
+                self.fail(
+                    "database %s is owned by role %s and is dumped as that role, not as an administrator; give owner=%s with "
+                    "owner_password or owner_password_file; %s" % (name, db_owner, db_owner, what)
+                )
+            user, password = db_owner, self.params["owner_password"]
         backup_dir = self.params["backup_dir"]
         try:
             os.makedirs(backup_dir, mode=0o700, exist_ok=True)
@@ -481,17 +621,16 @@ class SchemaRun:
         except OSError as exc:
             self.fail("cannot write a dump into backup_dir %s: %s" % (backup_dir, exc))
         env = dict(os.environ, PGCONNECT_TIMEOUT=str(self.params["connect_timeout"]), PGSSLMODE=self.params["ssl_mode"])
-        if self.params["login_password"]:
-            env["PGPASSWORD"] = self.params["login_password"]  # never on the command line
+        if password:
+            env["PGPASSWORD"] = password  # never on the command line
         command = [
             self.params["pg_dump_path"],
             "--format=custom",
             "--host", self.params["login_host"],
             "--port", str(self.params["login_port"]),
-            "--username", self.params["login_user"],
+            "--username", user,
             "--dbname", name,
         ]  # fmt: skip
-        what = "nothing was dropped" if label is None else "no migration was applied"
         try:
             with os.fdopen(handle, "wb") as output:
                 completed = subprocess.run(command, env=env, stdout=output, stderr=subprocess.PIPE, check=False)
@@ -551,8 +690,11 @@ def main():
     run = SchemaRun(module)
     if params["owner_password_file"] and params["state"] == "present":
         params["owner_password"] = run.owner_password_from_file(params["owner_password_file"])
+    elif params["owner_password_file"] and os.path.exists(params["owner_password_file"]):
+        # A purge dumps the database as its owner first.
+        params["owner_password"] = read_secret_file(module, params["owner_password_file"], "owner_password_file")
     try:
-        admin = connect(params, autocommit=True)
+        admin = connect(params, autocommit=True, options=PINNED_SEARCH_PATH)
     except ConnectionFailure as exc:
         module.fail_json(msg=str(exc))
     try:

@@ -22,7 +22,11 @@ WABA = "109876543210987"
 @pytest.fixture(scope="module")
 def tenant_db(pg_cluster, graph_api_server):
     slug = "capi" + secrets.token_hex(3)
-    created = run_module("openclaw.standalone.openclaw_db_schema", {**pg_cluster.connection_options(), "name": f"openclaw_{slug}"})
+    password = secrets.token_urlsafe(18)
+    created = run_module(
+        "openclaw.standalone.openclaw_db_schema",
+        {**pg_cluster.connection_options(), "name": f"openclaw_{slug}", "owner": f"openclaw_{slug}", "owner_password": password},
+    )
     assert created.returncode == 0, created.stdout
     graph_api_server.add_dataset(DATASET, TOKEN)
     with psycopg2.connect(pg_cluster.dsn_for(f"openclaw_{slug}")) as conn, conn.cursor() as cur:
@@ -30,8 +34,8 @@ def tenant_db(pg_cluster, graph_api_server):
             "INSERT INTO capi_settings (pixel_id, access_token, whatsapp_business_account_id, l1_threshold) VALUES (%s, %s, %s, 3)",
             (DATASET, TOKEN, WABA),
         )
-    yield {"slug": slug, "dsn": pg_cluster.dsn_for(f"openclaw_{slug}")}
-    pg_cluster.admin(f'DROP DATABASE IF EXISTS "openclaw_{slug}" WITH (FORCE)')
+    yield {"slug": slug, "dsn": pg_cluster.dsn_for(f"openclaw_{slug}"), "role": f"openclaw_{slug}", "password": password}
+    pg_cluster.admin(f'DROP DATABASE IF EXISTS "openclaw_{slug}" WITH (FORCE)', f'DROP ROLE IF EXISTS "openclaw_{slug}"')
 
 
 def sql(tenant_db, statement, params=()):
@@ -51,8 +55,11 @@ def new_dialog(tenant_db, ctwa_clid="ARAkLkA8rmlFeiCktEJQ-" + "x", stored_with_p
 
 
 def capi(pg_cluster, graph_api, tenant_db, args, *options):
+    # Logged in as the tenant's own role, as the playbook does.
     base = {
         **pg_cluster.connection_options(),
+        "login_user": tenant_db["role"],
+        "login_password": tenant_db["password"],
         "tenant": tenant_db["slug"],
         "graph_url": graph_api.url,
         "ca_path": str(graph_api.ca_file),
@@ -251,8 +258,14 @@ def test_direct_batch_of_1000_with_3_invalid_events_sends_997(graph_api):
 def test_operator_playbook_sends_for_one_tenant(pg_cluster, graph_api, tenant_db, tmp_path):
     phone = new_dialog(tenant_db)
     local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    # The tenant's password where the tenant role generated it on the server.
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir(mode=0o700)
+    (secrets_dir / f"db-{tenant_db['slug']}.password").write_text(tenant_db["password"] + "\n", encoding="utf-8")
+    (secrets_dir / f"db-{tenant_db['slug']}.password").chmod(0o600)
+    server = {**local, "openclaw_postgres_port": pg_cluster.port, "openclaw_postgres_password": pg_cluster.password, "openclaw_secrets_dir": str(secrets_dir)}
     inventory = {
-        "openclaw_servers": {"hosts": {"srv1": {**local, "openclaw_postgres_port": pg_cluster.port, "openclaw_postgres_password": pg_cluster.password}}},
+        "openclaw_servers": {"hosts": {"srv1": server}},
         "openclaw_tenants": {
             "vars": {**local, "openclaw_domain": "example.test", "openclaw_capi_graph_url": graph_api.url},
             "hosts": {tenant_db["slug"]: {"openclaw_server": "srv1", "openclaw_port": 18801}, "other": {"openclaw_server": "srv1", "openclaw_port": 18802}},
@@ -274,6 +287,7 @@ def test_operator_playbook_sends_for_one_tenant(pg_cluster, graph_api, tenant_db
     assert recap(sent.stdout)[tenant_db["slug"]]["changed"] == 1
     assert TOKEN not in sent.stdout + sent.stderr
     assert pg_cluster.password not in sent.stdout + sent.stderr
+    assert tenant_db["password"] not in sent.stdout + sent.stderr
 
     again = run("ansible-playbook", *args, env=env)
     assert recap(again.stdout)[tenant_db["slug"]]["changed"] == 0
@@ -290,3 +304,14 @@ def test_a_request_without_answer_is_not_retried(pg_cluster, graph_api, tenant_d
     assert flags(tenant_db, phone, 1) == (False, None)
     assert [row[0] for row in log_rows(tenant_db, phone)] == ["error"]
     time.sleep(2)  # let the stand-in finish the delayed answer before the next test resets it
+
+
+def test_tenant_mode_refuses_a_superuser_login(pg_cluster, graph_api, tenant_db):
+    phone = new_dialog(tenant_db)
+    refused = capi(pg_cluster, graph_api, tenant_db, {"phone": phone, "level": 1, "login_user": "postgres", "login_password": pg_cluster.password})
+    assert refused.returncode != 0
+    assert "is a superuser; tenant mode logs in" in refused.result["msg"]
+    assert graph_api.requests() == []
+    assert log_rows(tenant_db, phone) == []
+    # The same call as the tenant's role goes through.
+    assert capi(pg_cluster, graph_api, tenant_db, {"phone": phone, "level": 1}).result["sent"] is True

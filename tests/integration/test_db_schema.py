@@ -103,13 +103,21 @@ def test_fresh_database_gets_the_reference_schema_then_nothing_changes(pg_cluste
     assert [row[0] for row in history(pg_cluster, tenant["name"])] == TENANT_VERSIONS
     assert query(pg_cluster, tenant["name"], "SELECT id FROM config") == [(1,)]
     assert query(pg_cluster, tenant["name"], "SELECT from_currency, to_currency, rate FROM currency_rates")[0][:2] == ("USD", "KZT")
-    # Everything belongs to the tenant's role.
+    # Everything in public belongs to the tenant's role (its migrations ran as
+    # that role); the history belongs to a role the tenant cannot act as, and the
+    # tenant may only read it.
     owners = query(
         pg_cluster,
         tenant["name"],
-        "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE nspname IN ('public', 'openclaw_meta')",
+        "SELECT DISTINCT nspname, pg_get_userbyid(relowner) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE nspname IN ('public', 'openclaw_meta') ORDER BY 1",
     )
-    assert owners == [(tenant["owner"],)]
+    assert owners == [("openclaw_meta", "openclaw_history_owner"), ("public", tenant["owner"])]
+    assert query(pg_cluster, tenant["name"], "SELECT DISTINCT installed_by FROM openclaw_meta.schema_history") == [(tenant["owner"],)]
+    as_tenant = {"user": tenant["owner"], "password": tenant["owner_password"]}
+    assert query(pg_cluster, tenant["name"], "SELECT count(*) FROM openclaw_meta.schema_history", **as_tenant) == [(len(TENANT_VERSIONS),)]
+    with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+        query(pg_cluster, tenant["name"], "DELETE FROM openclaw_meta.schema_history", **as_tenant)
 
     second = run_module(MODULE, schema(pg_cluster, **tenant))
     assert second.result["changed"] is False
@@ -133,7 +141,9 @@ def test_check_mode_on_a_missing_database_creates_nothing(pg_cluster, tenant):
     # (it then also hands the objects its migrations created to the owner).
     real = run_module(MODULE, schema(pg_cluster, **tenant))
     predicted = checked.result["executed_statements"]
-    assert predicted == [f'CREATE ROLE "{tenant["owner"]}" LOGIN PASSWORD ********', f'CREATE DATABASE "{tenant["name"]}" OWNER "{tenant["owner"]}"']
+    assert predicted[:2] == [f'CREATE ROLE "{tenant["owner"]}" LOGIN PASSWORD ********', f'CREATE DATABASE "{tenant["name"]}" OWNER "{tenant["owner"]}"']
+    # The history's owner role, once per cluster (another test may have created it).
+    assert predicted[2:] in ([], ['CREATE ROLE "openclaw_history_owner" NOLOGIN'])
     assert real.result["executed_statements"][: len(predicted)] == predicted
 
 
@@ -356,7 +366,21 @@ def test_purge_dumps_first_and_the_dump_restores(pg_cluster, tenant, tmp_path):
     pg_cluster.admin(f'CREATE DATABASE "{restored}"')
     try:
         completed = subprocess.run(
-            [f"{pg_cluster.bindir}/pg_restore", "--no-owner", "-h", pg_cluster.host, "-p", str(pg_cluster.port), "-U", "postgres", "-d", restored, str(dump)],
+            # The purge dropped the tenant's role too: restore without its grants.
+            [
+                f"{pg_cluster.bindir}/pg_restore",
+                "--no-owner",
+                "--no-privileges",
+                "-h",
+                pg_cluster.host,
+                "-p",
+                str(pg_cluster.port),
+                "-U",
+                "postgres",
+                "-d",
+                restored,
+                str(dump),
+            ],
             env={"PGPASSWORD": pg_cluster.password},
             capture_output=True,
             text=True,
@@ -369,13 +393,23 @@ def test_purge_dumps_first_and_the_dump_restores(pg_cluster, tenant, tmp_path):
         pg_cluster.admin(f'DROP DATABASE IF EXISTS "{restored}"')
 
 
-def test_shared_database_matches_its_reference(pg_cluster):
+def test_shared_database_matches_its_reference(pg_cluster, tmp_path):
     name = "openclaw_shared_" + secrets.token_hex(3)
+    shared = REPO_ROOT / "migrations" / "shared"
+    baseline_only = tmp_path / "baseline"
+    baseline_only.mkdir()
+    shutil.copy(shared / "V001__baseline.sql", baseline_only)
     try:
-        created = run_module(MODULE, schema(pg_cluster, name=name, schema="shared"))
+        created = run_module(MODULE, schema(pg_cluster, name=name, schema="shared", migrations_path=str(baseline_only)))
         assert created.returncode == 0, created.stdout
         assert created.result["applied"] == [1]
         assert catalog.differences(catalog.reference("shared"), catalog.snapshot(pg_cluster.dsn_for(name))) == []
+        # The later files apply on top, run by the administrator that owns the shared database.
+        migrated = run_module(MODULE, schema(pg_cluster, name=name, schema="shared"))
+        assert migrated.returncode == 0, migrated.stdout
+        assert [1, *migrated.result["applied"]] == sorted(int(path.name[1:4]) for path in shared.glob("V*.sql"))
+        assert history(pg_cluster, name)[0] == (1, "SQL", "V001__baseline.sql", True)
+        assert query(pg_cluster, name, "SELECT DISTINCT installed_by FROM openclaw_meta.schema_history") == [("postgres",)]
         assert run_module(MODULE, schema(pg_cluster, name=name, schema="shared")).result["changed"] is False
     finally:
         pg_cluster.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

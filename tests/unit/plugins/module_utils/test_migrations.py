@@ -1,13 +1,16 @@
-"""The migration engine's pure parts: file names, checksums, planning, error positions."""
+"""The migration engine's pure parts: file names, checksums, planning, error positions, the order of commits."""
 
 from __future__ import annotations
 
+import psycopg2
 import pytest
 
 from ansible_collections.openclaw.standalone.plugins.module_utils.migrations import (
+    HISTORY_OWNER,
     HistoryRow,
     Migration,
     MigrationError,
+    Migrator,
     checksum,
     error_line,
     load_migrations,
@@ -98,3 +101,68 @@ def test_error_line_counts_lines_up_to_the_position():
     text = "SELECT 1;\nSELECT 2;\nSELECT oops;\n"
     assert error_line(text, FakeError(str(text.index("oops") + 1))) == 3
     assert error_line(text, FakeError(None)) is None
+
+
+class FakeCursor:
+    def __init__(self, conn):
+        self.conn = conn
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
+    def execute(self, query, params=None):
+        text = query if isinstance(query, str) else "composed"
+        self.conn.log.append((self.conn.name, "execute", "INSERT" if params and len(params) == 7 else text))
+        if self.conn.fail_on and self.conn.fail_on in text:
+            raise psycopg2.errors.SyntaxError("boom")
+
+    def fetchone(self):
+        return ("openclaw_t1",)
+
+
+class FakeConnection:
+    def __init__(self, name, log, fail_on=None, fail_commit=False):
+        self.name, self.log, self.fail_on, self.fail_commit = name, log, fail_on, fail_commit
+
+    def cursor(self):
+        return FakeCursor(self)
+
+    def commit(self):
+        self.log.append((self.name, "commit", None))
+        if self.fail_commit:
+            raise psycopg2.OperationalError("server closed the connection unexpectedly")
+
+    def rollback(self):
+        self.log.append((self.name, "rollback", None))
+
+
+def test_history_row_is_inserted_before_the_tenant_commits_and_committed_after():
+    log = []
+    tenant, meta = FakeConnection("tenant", log), FakeConnection("meta", log)
+    migration = Migration("V002__next.sql", "ALTER TABLE wa_dialogs ADD COLUMN note text;")
+    Migrator(tenant, [migration], meta=meta, expected_owner=HISTORY_OWNER).apply(migration)
+    steps = [(name, action) for name, action, _text in log if action != "execute" or _text in ("INSERT", migration.sql)]
+    assert steps == [("tenant", "execute"), ("meta", "execute"), ("tenant", "commit"), ("meta", "commit")]
+
+
+def test_failing_migration_rolls_back_both_connections():
+    log = []
+    tenant, meta = FakeConnection("tenant", log, fail_on="ALTER"), FakeConnection("meta", log)
+    migration = Migration("V002__next.sql", "ALTER TABLE wa_dialogs ADD COLUMN note text;")
+    with pytest.raises(MigrationError, match=r"V002__next\.sql failed and was rolled back"):
+        Migrator(tenant, [migration], meta=meta).apply(migration)
+    assert ("tenant", "commit", None) not in log
+    assert ("meta", "commit", None) not in log
+    assert {("tenant", "rollback", None), ("meta", "rollback", None)} <= set(log)
+
+
+def test_lost_history_commit_names_the_migration_and_what_to_do():
+    log = []
+    tenant, meta = FakeConnection("tenant", log), FakeConnection("meta", log, fail_commit=True)
+    migration = Migration("V002__next.sql", "SELECT 1;")
+    with pytest.raises(MigrationError, match=r"V002__next\.sql was committed but its history row was not .*record version 2"):
+        Migrator(tenant, [migration], meta=meta).apply(migration)
+    assert ("tenant", "commit", None) in log

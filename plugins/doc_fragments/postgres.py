@@ -51,9 +51,21 @@ options:
   ssl_mode:
     description:
       - libpq C(sslmode) for the connection.
+      - V(verify-full) encrypts and checks that the server's certificate is signed by the CA in O(ssl_rootcert)
+        and names O(login_host); use it for any server reached over a network. V(verify-ca) checks the CA only.
+      - V(require) encrypts without checking who answers, so it does not stop an active man in the middle.
+      - V(prefer) and V(allow) fall back to plain text without saying so; V(disable) never encrypts (for a
+        server on the loopback interface, such as the server role's PostgreSQL container).
+      - The collection's roles always pass this from C(openclaw_postgres_sslmode).
     type: str
     default: prefer
     choices: [disable, allow, prefer, require, verify-ca, verify-full]
+  ssl_rootcert:
+    description:
+      - File on the managed host with the CA certificate(s) the server's certificate must be signed by
+        (libpq C(sslrootcert)), for O(ssl_mode=verify-ca) and O(ssl_mode=verify-full).
+      - Unset - libpq's default, C(~/.postgresql/root.crt) of the user the module runs as.
+    type: path
 requirements:
   - psycopg2 on the managed host (Debian package C(python3-psycopg2)).
 notes:

@@ -33,6 +33,10 @@ else:
     PSYCOPG2_IMPORT_ERROR = None
 
 
+# libpq's sslmode values, weakest first.
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
 def postgres_common_argument_spec():
     """Connection options; documented in the openclaw.standalone.postgres doc fragment."""
     return dict(
@@ -43,7 +47,8 @@ def postgres_common_argument_spec():
         login_password_file=dict(type="path", no_log=False),
         login_db=dict(type="str", default="postgres"),
         connect_timeout=dict(type="int", default=10),
-        ssl_mode=dict(type="str", default="prefer", choices=["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]),
+        ssl_mode=dict(type="str", default="prefer", choices=list(SSL_MODES)),
+        ssl_rootcert=dict(type="path"),
     )
 
 
@@ -87,6 +92,8 @@ def connect(params, dbname=None, autocommit=False, user=None, password=None, opt
         sslmode=params.get("ssl_mode") or "prefer",
         application_name="openclaw.standalone",
     )
+    if params.get("ssl_rootcert"):
+        kwargs["sslrootcert"] = params["ssl_rootcert"]
     if options:
         kwargs["options"] = options
     secret = params.get("login_password") if password is None else password
@@ -96,10 +103,19 @@ def connect(params, dbname=None, autocommit=False, user=None, password=None, opt
         conn = psycopg2.connect(**kwargs)
     except psycopg2.OperationalError as exc:
         raise ConnectionFailure(
-            "unable to connect to database %s on %s:%s as %s: %s" % (kwargs["dbname"], kwargs["host"], kwargs["port"], kwargs["user"], str(exc).strip())
+            "unable to connect to database %s on %s:%s as %s (%s): %s"
+            % (kwargs["dbname"], kwargs["host"], kwargs["port"], kwargs["user"], tls_settings(kwargs), str(exc).strip())
         ) from exc
     conn.autocommit = autocommit
     return conn
+
+
+def tls_settings(kwargs):
+    """The TLS settings of a connection attempt, for its failure message: a refused certificate names its CA file."""
+    text = "sslmode %s" % kwargs["sslmode"]
+    if kwargs.get("sslrootcert"):
+        text += ", CA file %s" % kwargs["sslrootcert"]
+    return text
 
 
 def error_text(exc):

@@ -621,6 +621,8 @@ class SchemaRun:
         except OSError as exc:
             self.fail("cannot write a dump into backup_dir %s: %s" % (backup_dir, exc))
         env = dict(os.environ, PGCONNECT_TIMEOUT=str(self.params["connect_timeout"]), PGSSLMODE=self.params["ssl_mode"])
+        if self.params["ssl_rootcert"]:
+            env["PGSSLROOTCERT"] = self.params["ssl_rootcert"]  # the dump checks the server like the module's own connections
         if password:
             env["PGPASSWORD"] = password  # never on the command line
         command = [

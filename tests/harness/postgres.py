@@ -33,6 +33,13 @@ class PostgresCluster:
     superuser: str = "postgres"
     password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     host: str = LOOPBACK
+    # TLS: ssl=on with a server certificate for ``tls_names`` signed by a CA made
+    # for this cluster only (``ssl_rootcert``). ``tls_only`` also makes pg_hba.conf
+    # refuse every TCP connection that is not encrypted.
+    tls: bool = False
+    tls_only: bool = False
+    tls_names: tuple[str, ...] = ("localhost",)
+    tls_ips: tuple[str, ...] = ()
 
     @property
     def data_dir(self) -> Path:
@@ -41,6 +48,15 @@ class PostgresCluster:
     @property
     def log_file(self) -> Path:
         return self.base_dir / "postgres.log"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.base_dir / "tls"
+
+    @property
+    def ssl_rootcert(self) -> Path:
+        """The CA that signed the cluster's certificate (only with tls=True)."""
+        return self.tls_dir / "postgres-ca.pem"
 
     @property
     def dsn(self) -> str:
@@ -108,6 +124,8 @@ class PostgresCluster:
         if init.returncode != 0:
             raise HarnessError(f"initdb failed ({init.returncode}): {init.stderr.strip() or init.stdout.strip()}")
         options = f"-c listen_addresses={self.host} -c port={self.port} -c unix_socket_directories={self.base_dir} -c fsync=off -c max_connections=200"
+        if self.tls or self.tls_only:
+            options += self._configure_tls()
         started = self._run(
             f"{self.bindir}/pg_ctl",
             "--pgdata",
@@ -124,6 +142,23 @@ class PostgresCluster:
             log = self.log_file.read_text(encoding="utf-8", errors="replace") if self.log_file.exists() else ""
             raise HarnessError(f"pg_ctl start failed ({started.returncode}): {started.stderr.strip()}\n{log[-2000:]}")
         return self
+
+    def _configure_tls(self) -> str:
+        from .tls import issue_local_certificate
+
+        _ca, cert, key = issue_local_certificate(
+            self.tls_dir, names=self.tls_names, ips=self.tls_ips, prefix="postgres", ca_common_name="openclaw test PostgreSQL CA"
+        )
+        if running_as_root():
+            # postgres reads its key only when it owns it (0600).
+            uid, gid = unprivileged_user("postgres")
+            for path in (self.tls_dir, cert, key):
+                os.chown(path, uid, gid)
+        if self.tls_only:
+            (self.data_dir / "pg_hba.conf").write_text(
+                "local all all scram-sha-256\nhostssl all all all scram-sha-256\nhostnossl all all all reject\n", encoding="utf-8"
+            )
+        return f" -c ssl=on -c ssl_cert_file={cert} -c ssl_key_file={key}"
 
     def stop(self) -> None:
         if self.data_dir.exists():

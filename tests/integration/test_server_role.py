@@ -257,6 +257,8 @@ def test_external_mode_installs_no_postgres_and_migrates_the_shared_database(ser
         openclaw_postgres_host=pg_cluster.host,
         openclaw_postgres_port=pg_cluster.port,
         openclaw_postgres_password=pg_cluster.password,
+        # The harness cluster listens on loopback without TLS (test_postgres_tls covers verify-full).
+        openclaw_postgres_sslmode="disable",
         openclaw_shared_database=database,
     )
     ok(server.converge(**external))

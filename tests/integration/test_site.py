@@ -74,6 +74,8 @@ class TwoServers:
                     openclaw_postgres_host=pg_cluster.host,
                     openclaw_postgres_port=pg_cluster.port,
                     openclaw_postgres_password=pg_cluster.password,
+                    # The harness cluster listens on loopback without TLS (test_postgres_tls covers verify-full).
+                    openclaw_postgres_sslmode="disable",
                     openclaw_shared_database=f"{self.ident}_shared",
                 )
             self.servers[name] = settings

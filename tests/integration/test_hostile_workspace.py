@@ -17,6 +17,7 @@ import json
 import os
 import secrets
 import stat
+from urllib.parse import quote
 
 import pytest
 from test_tenant_role import Site, ok
@@ -109,6 +110,10 @@ def test_the_gateway_token_is_on_no_command_line(site, tenants):
     # The probe reads the right processes: the gateway's own environment holds the token.
     assert all(f"OPENCLAW_GATEWAY_TOKEN={token}".encode() in environments[pid] for pid in gateways)
     assert not [line for line in command_lines.values() if token in line], command_lines
+    # Nor is any other secret of the container: the database password of its own role.
+    db_password = (site.root / "secrets" / f"db-{site.slug('h')}.password").read_text(encoding="utf-8").strip()
+    assert quote(db_password, safe="") in environment(container)["OPENCLAW_DB_URL"]
+    assert not [line for line in command_lines.values() if db_password in line or quote(db_password, safe="") in line]
     assert not [process for process in top["Processes"] if token in " ".join(process)]
 
 

@@ -522,6 +522,10 @@ def test_without_the_vault_secrets_are_not_required():
     hostvars, groups = inventory({"aliya": {"openclaw_port": 18801}}, servers={"srv1": server})
     assert rules(v.inventory_problems(hostvars, groups)) == ["cert-provider-setting", "service-secret"]
     assert v.inventory_problems(hostvars, groups, secrets=False) == []
+    tenants = {name: {"openclaw_port": port, "openclaw_anthropic_api_key": "k"} for name, port in (("aliya", 18801), ("bob", 18802))}
+    hostvars, groups = inventory(tenants)
+    assert rules(v.inventory_problems(hostvars, groups)) == ["tenant-secret-shared"]
+    assert v.inventory_problems(hostvars, groups, secrets=False) == []
 
 
 # --- Dangerous tenant settings: refused unless opted into by name, then warned about.

@@ -47,6 +47,13 @@ def remove_test_containers(client) -> None:
         container.remove(force=True, v=True)
 
 
+def remove_firewall_chains(bridge: str) -> None:
+    """Remove the server role's iptables chains of a tenants' bridge (and their jumps), if any."""
+    for chain, parent in ((f"OPENCLAW-F-{bridge}", "DOCKER-USER"), (f"OPENCLAW-I-{bridge}", "INPUT")):
+        for args in (["-D", parent, "-i", bridge, "-j", chain], ["-F", chain], ["-X", chain]):
+            subprocess.run(["iptables", "-w", *args], capture_output=True, check=False)
+
+
 def remove_everything_named(client, ident: str) -> None:
     """Remove the containers, volumes and networks whose names contain ``ident``, and untag its images.
 
@@ -58,6 +65,7 @@ def remove_everything_named(client, ident: str) -> None:
     for volume in client.volumes.list(filters={"name": ident}):
         volume.remove(force=True)
     for network in client.networks.list(names=[ident]):
+        remove_firewall_chains("br-" + network.id[:12])
         network.remove()
     for image in client.images.list():
         for tag in image.tags:

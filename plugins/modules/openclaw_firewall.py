@@ -14,7 +14,7 @@ description:
     forwarding rules and never flushes, or C(INPUT)).
   - A chain is rewritten as a whole with C(iptables-restore --noflush), so rules are replaced atomically and a
     changed rule never ends up behind an old one. Its first rule is a comment carrying a digest of the wanted
-    rules; a chain whose digest or rule count differs is rewritten.
+    rules; a chain whose digest or rule count differs, or that lacks one of the rules, is rewritten.
   - The iptables backend (nf_tables or legacy) is the one the Docker engine wrote its chains into; the module
     looks for O(engine_chain) in C(iptables), then C(iptables-legacy) and C(iptables-nft), as the engine itself
     uses whichever C(iptables) it finds.
@@ -149,6 +149,10 @@ class Iptables:
             return None
         return [line for line in out.splitlines() if line.startswith("-A ")]
 
+    def holds(self, chain):
+        """Whether every wanted rule is in the chain (catches a rule edited by hand, which keeps the count)."""
+        return all(self.run(["-t", "filter", "-C", chain["name"], *shlex.split(rule)], check=False)[0] == 0 for rule in chain["rules"])
+
     def has_jump(self, chain):
         return self.run(["-t", "filter", "-C", chain["parent"], *shlex.split(chain["match"]), "-j", chain["name"]], check=False)[0] == 0
 
@@ -198,7 +202,7 @@ def main():
         current = tables.rules(chain["name"])
         jumped = current is not None and tables.has_jump(chain)
         if module.params["state"] == "present":
-            if not up_to_date(current, chain):
+            if not (up_to_date(current, chain) and tables.holds(chain)):
                 result["actions"].append("write chain %s (%d rules)" % (chain["name"], len(chain["rules"])))
                 before += current or []
                 after += ["-A %s %s" % (chain["name"], rule) for rule in chain["rules"]]

@@ -624,29 +624,75 @@ def _shown(data, show_content):
         return "(binary, sha256 %s)\n" % sha256_bytes(data)[:16]
 
 
+_ARCHIVE_TYPES = {stat.S_IFLNK: tarfile.SYMTYPE, stat.S_IFIFO: tarfile.FIFOTYPE, stat.S_IFCHR: tarfile.CHRTYPE, stat.S_IFBLK: tarfile.BLKTYPE}
+
+
+def _member(name, info, kind):
+    member = tarfile.TarInfo(name)
+    member.type = kind
+    member.mode = stat.S_IMODE(info.st_mode)
+    member.uid, member.gid, member.mtime = info.st_uid, info.st_gid, int(info.st_mtime)
+    return member
+
+
+def _archive_tree(archive, dir_fd, arcname):
+    """Add everything below the directory open as ``dir_fd``.
+
+    tarfile.add works on paths and opens regular files by name; this walks
+    descriptors instead (os.fwalk would still hand back names to open), so a
+    link is recorded as a link and only regular files and directories opened
+    O_NOFOLLOW are ever read.
+    """
+    for name in sorted(os.listdir(dir_fd)):
+        path = "%s/%s" % (arcname, name)
+        info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if stat.S_ISREG(info.st_mode):
+            with os.fdopen(os.open(name, _READ_FLAGS, dir_fd=dir_fd), "rb") as handle:
+                member = archive.gettarinfo(arcname=path, fileobj=handle)
+                archive.addfile(member, handle if member.isreg() else None)
+        elif stat.S_ISDIR(info.st_mode):
+            fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+            try:
+                archive.addfile(_member(path, os.fstat(fd), tarfile.DIRTYPE))
+                _archive_tree(archive, fd, path)
+            finally:
+                os.close(fd)
+        elif stat.S_IFMT(info.st_mode) in _ARCHIVE_TYPES:
+            member = _member(path, info, _ARCHIVE_TYPES[stat.S_IFMT(info.st_mode)])
+            if member.issym():
+                member.linkname = os.readlink(name, dir_fd=dir_fd)
+            if member.ischr() or member.isblk():
+                member.devmajor, member.devminor = os.major(info.st_rdev), os.minor(info.st_rdev)
+            archive.addfile(member)
+        # A socket is left out, as tarfile itself does.
+
+
 def archive_and_remove(root, backup_dir, slug):
     """tar.gz of the whole tenant directory into backup_dir, then remove it. Returns the archive path.
 
-    Called after the tenant's container is gone, so nothing changes the tree
-    meanwhile: tarfile records links, FIFOs and devices as what they are
-    (dereference=False, reading only regular files) and rmtree never follows a link.
+    Links, FIFOs and devices the agent left are recorded as what they are, never
+    followed or opened; rmtree works on descriptors and never follows a link either.
     """
-    info = os.lstat(root)
-    if not stat.S_ISDIR(info.st_mode):
-        raise WorkspaceError("%s is %s, not a directory; nothing was archived or removed" % (root, _kind(info.st_mode)))
     os.makedirs(backup_dir, mode=0o700, exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     final = os.path.join(backup_dir, "%s-workspace-%s.tar.gz" % (slug, stamp))
+    try:
+        root_fd = os.open(root, _DIR_FLAGS)
+    except OSError as exc:
+        raise WorkspaceError("%s is not a directory (%s); nothing was archived or removed" % (root, exc.strerror)) from exc
     handle, partial = tempfile.mkstemp(prefix=".%s-" % slug, suffix=".tar.gz.partial", dir=backup_dir)
     os.close(handle)
     try:
-        with tarfile.open(partial, "w:gz", dereference=False) as archive:
-            archive.add(root, arcname=slug)
+        with tarfile.open(partial, "w:gz") as archive:
+            archive.addfile(_member(slug, os.fstat(root_fd), tarfile.DIRTYPE))
+            _archive_tree(archive, root_fd, slug)
         os.chmod(partial, 0o600)
         os.rename(partial, final)
-    except (OSError, tarfile.TarError) as exc:
+    except (OSError, tarfile.TarError, RecursionError) as exc:
         if os.path.exists(partial):
             os.unlink(partial)
         raise WorkspaceError("cannot archive %s into %s, nothing was removed: %s" % (root, backup_dir, exc)) from exc
+    finally:
+        os.close(root_fd)
     shutil.rmtree(root)
     return final

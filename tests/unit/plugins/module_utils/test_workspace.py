@@ -342,6 +342,12 @@ def test_purge_archives_then_removes(clients, tmp_path, host):
         assert not any(name.startswith("aliya/.openclaw/workspace/dir-link/") for name in names)
     with open(archive, "rb") as handle, tarfile.open(fileobj=handle, mode="r:gz") as opened:
         assert all(SECRET.encode() not in opened.extractfile(m).read() for m in opened.getmembers() if m.isfile())
+        # Positive control: regular files and directories are archived with content, mode and owner.
+        assert opened.extractfile("aliya/.openclaw/workspace/MEMORY.md").read() == b"remember"
+        state_member = opened.getmember("aliya/.openclaw")
+        assert state_member.isdir() and state_member.mode == 0o700 and state_member.uid == UID
+        assert opened.getmember("aliya").isdir() and opened.getmember("aliya/gateway_token").mode == 0o600
+        assert opened.getmember("aliya/.openclaw/workspace/secret-link").linkname == str(host / "secret")
     assert os.stat(archive).st_mode & 0o777 == 0o600
 
 

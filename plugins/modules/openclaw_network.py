@@ -233,7 +233,7 @@ def create_pinned(client, params):
 
 
 def attached(network):
-    return {name: endpoint for name, endpoint in ((c.get("Name"), c) for c in (network.attrs.get("Containers") or {}).values())}
+    return {endpoint.get("Name"): endpoint for endpoint in (network.attrs.get("Containers") or {}).values()}
 
 
 def converge_connections(module, client, network, wanted, result):

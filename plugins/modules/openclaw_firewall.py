@@ -105,6 +105,9 @@ import shlex
 
 from ansible.module_utils.basic import AnsibleModule
 
+# ansible.builtin.iptables manages one rule at a time: it can neither replace a
+# chain's rules atomically and in order nor pick the backend the Docker engine
+# wrote into, which is what a firewall that must never be half-applied needs.
 CANDIDATES = ("iptables", "iptables-legacy", "iptables-nft")
 MARK = "openclaw-rules"
 

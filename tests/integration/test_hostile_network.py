@@ -22,16 +22,15 @@ import psycopg2
 import pytest
 import yaml
 
-from harness.ansible import REPO_ROOT, recap, run
+from harness.ansible import recap, run
 from harness.common import free_ports
 from harness.docker import remove_everything_named
 from harness.nginx import NginxServer, nginx_binary
+from harness.servers import isolated_server, stand_in_services
 
 PLAYBOOK = "playbooks/site.yml"
 SERVER = "srvh"
 DOMAIN = "hostile.test"
-SERVICE_CONTEXT = REPO_ROOT / "tests" / "images" / "service"
-SERVICE_HEALTHCHECK = ["CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:{port}/health"]
 METADATA_ADDRESS = "169.254.169.254"
 TENANT_UID = "1001"
 
@@ -59,32 +58,8 @@ class HostileSite:
         self.https_port = https_port
         certs = root / "certs"
         self.server = {
-            "openclaw_docker_network": f"{self.ident}-net",
-            "openclaw_clients_dir": str(root / "clients"),
-            "openclaw_backup_dir": str(root / "backups"),
-            "openclaw_secrets_dir": str(root / "secrets"),
-            "openclaw_server_lib_dir": str(root / "lib"),
-            "openclaw_postgres_image": images["postgres"],
-            "openclaw_postgres_container": f"{self.ident}-postgres",
-            "openclaw_postgres_volume": f"{self.ident}-pgdata",
-            "openclaw_postgres_port": self.postgres_port,
-            "openclaw_runtime_image": f"{self.ident}-runtime",
-            "openclaw_runtime_base_image": images["gateway"],
-            "openclaw_runtime_install": "none",
-            "openclaw_runtime_pull_base": False,
-            "openclaw_webhook_container": f"{self.ident}-webhook",
-            "openclaw_upload_container": f"{self.ident}-upload",
-            "openclaw_webhook_port": self.webhook_port,
-            "openclaw_webhook_image": f"{self.ident}-webhook:local",
-            "openclaw_webhook_build_context": str(SERVICE_CONTEXT),
-            "openclaw_webhook_healthcheck": [part.format(port=3000) for part in SERVICE_HEALTHCHECK],
-            "openclaw_upload_port": self.upload_port,
-            "openclaw_upload_image": f"{self.ident}-upload:local",
-            "openclaw_upload_build_context": str(SERVICE_CONTEXT),
-            "openclaw_upload_healthcheck": [part.format(port=3001) for part in SERVICE_HEALTHCHECK],
-            "openclaw_fb_webhook_verify_token": "fbverify-" + uuid.uuid4().hex,
-            "openclaw_waba_verify_token": "wabaverify-" + uuid.uuid4().hex,
-            "openclaw_waba_app_secret": "wabasecret-" + uuid.uuid4().hex,
+            **isolated_server(self.ident, root, images, self.postgres_port),
+            **stand_in_services(self.ident, self.webhook_port, self.upload_port),
             "openclaw_cert_install_packages": False,
             "openclaw_cert_dir": str(certs),
             **nginx.role_variables(http_port, https_port, status_port, certs / "fullchain.pem", certs / "privkey.pem"),

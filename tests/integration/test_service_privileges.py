@@ -18,14 +18,13 @@ import psycopg2.sql
 import pytest
 import yaml
 
-from harness.ansible import REPO_ROOT, recap, run, run_module
+from harness.ansible import recap, run, run_module
 from harness.common import free_ports
 from harness.docker import remove_everything_named
+from harness.servers import isolated_server, stand_in_services
 
 SERVER = "srvt"
 TENANT = "waba"
-SERVICE_CONTEXT = REPO_ROOT / "tests" / "images" / "service"
-SERVICE_HEALTHCHECK = ["CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:{port}/health"]
 PHONE_ID = "106540352242922"
 WABA_TOKEN = "wabaaccess-" + uuid.uuid4().hex
 APP_SECRET = "wabaapp-" + uuid.uuid4().hex
@@ -41,34 +40,10 @@ class Site:
         self.inventory_path = root / "hosts.yml"
         self.postgres_port, self.webhook_port, self.upload_port, self.tenant_port = free_ports(4)
         self.server = {
-            "openclaw_docker_network": f"{self.ident}-net",
-            "openclaw_clients_dir": str(root / "clients"),
-            "openclaw_backup_dir": str(root / "backups"),
-            "openclaw_secrets_dir": str(root / "secrets"),
-            "openclaw_server_lib_dir": str(root / "lib"),
-            "openclaw_postgres_image": images["postgres"],
-            "openclaw_postgres_container": f"{self.ident}-postgres",
-            "openclaw_postgres_volume": f"{self.ident}-pgdata",
-            "openclaw_postgres_port": self.postgres_port,
-            "openclaw_runtime_image": f"{self.ident}-runtime",
-            "openclaw_runtime_base_image": images["gateway"],
-            "openclaw_runtime_install": "none",
-            "openclaw_runtime_pull_base": False,
+            **isolated_server(self.ident, root, images, self.postgres_port),
             "openclaw_nginx_openclaw_dir": str(root / "nginx"),
             "openclaw_nginx_install": False,
-            "openclaw_webhook_container": f"{self.ident}-webhook",
-            "openclaw_upload_container": f"{self.ident}-upload",
-            "openclaw_webhook_port": self.webhook_port,
-            "openclaw_webhook_image": f"{self.ident}-webhook:local",
-            "openclaw_webhook_build_context": str(SERVICE_CONTEXT),
-            "openclaw_webhook_healthcheck": [part.format(port=3000) for part in SERVICE_HEALTHCHECK],
-            "openclaw_upload_port": self.upload_port,
-            "openclaw_upload_image": f"{self.ident}-upload:local",
-            "openclaw_upload_build_context": str(SERVICE_CONTEXT),
-            "openclaw_upload_healthcheck": [part.format(port=3001) for part in SERVICE_HEALTHCHECK],
-            "openclaw_fb_webhook_verify_token": "fbverify-" + uuid.uuid4().hex,
-            "openclaw_waba_verify_token": "wabaverify-" + uuid.uuid4().hex,
-            "openclaw_waba_app_secret": "wabasecret-" + uuid.uuid4().hex,
+            **stand_in_services(self.ident, self.webhook_port, self.upload_port),
         }
         self.slug = f"{self.ident}{TENANT}"
         self.tenant = {

@@ -22,6 +22,7 @@ from harness.ansible import REPO_ROOT, recap, run, run_module
 from harness.catalog import snapshot
 from harness.common import free_ports
 from harness.docker import remove_everything_named
+from harness.servers import isolated_server
 
 SERVER = "srvt"
 TENANT_PLAYBOOK = "tests/playbooks/tenants_only.yml"
@@ -36,19 +37,7 @@ class Site:
         self.inventory_path = root / "hosts.yml"
         (self.postgres_port,) = free_ports(1)
         self.server = {
-            "openclaw_docker_network": f"{self.ident}-net",
-            "openclaw_clients_dir": str(root / "clients"),
-            "openclaw_backup_dir": str(root / "backups"),
-            "openclaw_secrets_dir": str(root / "secrets"),
-            "openclaw_server_lib_dir": str(root / "lib"),
-            "openclaw_postgres_image": images["postgres"],
-            "openclaw_postgres_container": f"{self.ident}-postgres",
-            "openclaw_postgres_volume": f"{self.ident}-pgdata",
-            "openclaw_postgres_port": self.postgres_port,
-            "openclaw_runtime_image": f"{self.ident}-runtime",
-            "openclaw_runtime_base_image": images["gateway"],
-            "openclaw_runtime_install": "none",
-            "openclaw_runtime_pull_base": False,
+            **isolated_server(self.ident, root, images, self.postgres_port),
             "openclaw_nginx_openclaw_dir": str(root / "nginx"),
             "openclaw_nginx_install": False,
         }

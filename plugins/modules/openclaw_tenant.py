@@ -152,9 +152,20 @@ options:
   docker_socket:
     description:
       - Mount the host's Docker socket into the container. This hands the agent root on the host; only for
-        trusted setups. A warning is emitted.
+        trusted setups, and refused unless O(allow_dangerous) lists C(docker_socket). A warning is emitted.
     type: bool
     default: false
+  allow_dangerous:
+    description:
+      - Settings that remove part of the tenant's isolation and are refused unless named here, so a playbook that
+        does not run the preflight cannot apply them by mistake either.
+      - V(root_uid) allows O(uid) or O(gid) 0, V(docker_socket) allows O(docker_socket=true), V(unlimited_resources)
+        allows a missing, zero, negative or absurdly high O(resources) limit.
+      - Each allowed risk that is used is reported as a warning on every run.
+    type: list
+    elements: str
+    choices: [docker_socket, root_uid, unlimited_resources]
+    default: []
   server:
     description:
       - Inventory name of the server, stored in a label so the orphan report of that server finds the container.
@@ -286,7 +297,13 @@ from ansible_collections.openclaw.standalone.plugins.module_utils.docker_common 
     find_image,
 )
 from ansible_collections.openclaw.standalone.plugins.module_utils.secret_files import read_secret_file
-from ansible_collections.openclaw.standalone.plugins.module_utils.validation import derived_names, port_problems, slug_problems
+from ansible_collections.openclaw.standalone.plugins.module_utils.validation import (
+    DANGEROUS_SETTINGS,
+    derived_names,
+    port_problems,
+    slug_problems,
+    tenant_risk_findings,
+)
 from ansible_collections.openclaw.standalone.plugins.module_utils.workspace import (
     Workspace,
     WorkspaceError,
@@ -330,6 +347,40 @@ def input_problems(params):
     if params["purge"] and params["state"] != "absent":
         problems.append("purge is only valid with state absent")
     return problems
+
+
+# Inventory variable (as the preflight names it) -> this module's option.
+RISK_OPTIONS = {
+    "openclaw_tenant_uid": "uid",
+    "openclaw_tenant_gid": "gid",
+    "openclaw_tenant_docker_socket": "docker_socket",
+    "openclaw_tenant_memory": "resources.memory",
+    "openclaw_tenant_cpus": "resources.cpus",
+    "openclaw_tenant_pids": "resources.pids",
+}
+
+
+def isolation_findings(params):
+    """(problems, warnings) of the settings that remove isolation, by the preflight's own rules."""
+    resources = params["resources"]
+    values = dict(
+        openclaw_tenant_uid=params["uid"],
+        openclaw_tenant_gid=params["gid"],
+        openclaw_tenant_docker_socket=params["docker_socket"],
+        openclaw_tenant_memory=resources.get("memory"),
+        openclaw_tenant_cpus=resources.get("cpus"),
+        openclaw_tenant_pids=resources.get("pids"),
+    )
+    malformed, risks = tenant_risk_findings(values)
+    problems = ["%s: %s" % (RISK_OPTIONS[problem.variable], problem.detail) for problem in malformed]
+    warnings = []
+    for opt_in, variable, detail in risks:
+        what = "%s %s: %s" % (RISK_OPTIONS[variable], detail, DANGEROUS_SETTINGS[opt_in])
+        if opt_in in params["allow_dangerous"]:
+            warnings.append("tenant %s: %s (allowed by allow_dangerous)" % (params["slug"], what))
+        else:
+            problems.append("%s; refused unless allow_dangerous lists %s" % (what, opt_in))
+    return problems, warnings
 
 
 def with_password(url, password):
@@ -417,6 +468,7 @@ def main():
         uid=dict(type="int", default=1001),
         gid=dict(type="int", default=1001),
         docker_socket=dict(type="bool", default=False),
+        allow_dangerous=dict(type="list", elements="str", default=[], choices=sorted(DANGEROUS_SETTINGS)),
         server=dict(type="str"),
         rotate_token=dict(type="bool", default=False, no_log=False),
         purge=dict(type="bool", default=False),
@@ -429,8 +481,12 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=[("db_password", "db_password_file")], supports_check_mode=True)
     params = module.params
     problems = input_problems(params)
+    risky, risk_warnings = isolation_findings(params) if params["state"] != "absent" else ([], [])
+    problems += risky
     if problems:
         module.fail_json(msg="invalid tenant %s, nothing was changed: %s" % (params["slug"], "; ".join(problems)))
+    for warning in risk_warnings:
+        module.warn(warning)
     ensure_docker_sdk(module)
     names = derived_names(params["slug"])
     workspace = Workspace(params["clients_dir"], params["slug"], params["uid"], params["gid"], module.check_mode)
@@ -468,10 +524,8 @@ def main():
             module.fail_json(msg="image %s is not on the server; the server role builds the runtime image" % params["image"], **result)
         else:
             image_id = image.id
-        if params["docker_socket"]:
-            if not os.path.exists(DOCKER_SOCKET):
-                module.fail_json(msg="docker_socket is true but %s does not exist" % DOCKER_SOCKET, **result)
-            module.warn("tenant %s gets the host's Docker socket: its agent can take over the host" % params["slug"])
+        if params["docker_socket"] and not os.path.exists(DOCKER_SOCKET):
+            module.fail_json(msg="docker_socket is true but %s does not exist" % DOCKER_SOCKET, **result)
 
         workspace.ensure_layout()
         manifest_before = _copy_manifest(workspace)

@@ -19,6 +19,7 @@ import secrets
 import stat
 from urllib.parse import quote
 
+import psycopg2
 import pytest
 from test_tenant_role import Site, ok
 
@@ -84,9 +85,29 @@ def site(docker_client, test_images, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tenants(site):
-    converged = {"h": site.tenant("h", openclaw_port=free_ports(1)[0])}
+    # With a WhatsApp Business number, so every converge also writes the WABA mapping from the token.
+    waba = {
+        "openclaw_waba_phone_id": str(secrets.randbelow(10**14) + 10**14),
+        "openclaw_waba_phone_number": "+77011234567",
+        "openclaw_waba_access_token": "wabaaccess-" + secrets.token_hex(16),
+        "openclaw_waba_app_secret": "wabaapp-" + secrets.token_hex(16),
+    }
+    converged = {"h": site.tenant("h", openclaw_port=free_ports(1)[0], **waba)}
     ok(site.converge(converged), "h")
     return converged
+
+
+def mapped_token_fingerprint(site, tenants):
+    """The gateway token's fingerprint the WABA mapping keeps in the shared database."""
+    with psycopg2.connect(site.superuser_dsn("openclaw")) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT gateway_token_sha256 FROM waba_phone_mapping WHERE waba_phone_id = %s", (tenants["h"]["openclaw_waba_phone_id"],))
+        (fingerprint,) = cursor.fetchone()
+    connection.close()
+    return fingerprint
+
+
+def fingerprint(value):
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
 
 
 def test_the_gateway_token_is_on_no_command_line(site, tenants):
@@ -163,6 +184,8 @@ def test_plants_in_the_workspace_are_neither_followed_nor_kept(site, tenants):
         assert tree_state(secrets_dir) == host_before, "a host file behind a planted link was changed"
         assert secret_text not in json.dumps(environment(site.container("h")))
         assert secret_text.encode() not in regular_bytes(state.parent)
+        # The WABA mapping fingerprints the root-owned token, never what the planted link points to.
+        assert mapped_token_fingerprint(site, tenants) == fingerprint(site.token("h"))
 
     # The plan: names the replacements, changes nothing, does not block on the FIFO.
     check = play(site, "tests/playbooks/tenants_only.yml", tenants, "--check", "--diff")

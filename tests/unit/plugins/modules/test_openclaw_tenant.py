@@ -8,7 +8,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from ansible_collections.openclaw.standalone.plugins.modules.openclaw_tenant import container_params, input_problems, with_password
+from ansible_collections.openclaw.standalone.plugins.modules.openclaw_tenant import container_params, input_problems, isolation_findings, with_password
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 BASE = {
@@ -56,6 +56,38 @@ def test_each_bad_input_is_named(overrides, fragment):
 
 def test_absent_needs_neither_port_nor_image():
     assert problems(state="absent", port=None, image=None, purge=True) == ""
+
+
+ISOLATED = {"slug": "aliya", "uid": 1001, "gid": 1001, "docker_socket": False, "resources": {"memory": "2g", "cpus": 1.0, "pids": 512}, "allow_dangerous": []}
+
+
+def test_hardened_settings_need_no_opt_in():
+    assert isolation_findings(ISOLATED) == ([], [])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "opt_in", "option"),
+    [
+        ({"uid": 0}, "root_uid", "uid"),
+        ({"gid": 0}, "root_uid", "gid"),
+        ({"docker_socket": True}, "docker_socket", "docker_socket"),
+        ({"resources": {"memory": "0", "cpus": 1.0, "pids": 512}}, "unlimited_resources", "resources.memory"),
+        ({"resources": {"memory": "2g", "cpus": 1.0, "pids": -1}}, "unlimited_resources", "resources.pids"),
+        ({"resources": {"memory": "2g", "cpus": 1000.0, "pids": 512}}, "unlimited_resources", "resources.cpus"),
+    ],
+)
+def test_a_playbook_without_the_preflight_cannot_remove_isolation_without_the_opt_in(overrides, opt_in, option):
+    problems, warnings = isolation_findings({**ISOLATED, **overrides})
+    assert warnings == [] and len(problems) == 1
+    assert problems[0].startswith(option + " ") and "refused unless allow_dangerous lists " + opt_in in problems[0]
+    # With the opt-in it is allowed, and said on every run.
+    problems, warnings = isolation_findings({**ISOLATED, **overrides, "allow_dangerous": [opt_in]})
+    assert problems == [] and len(warnings) == 1 and option in warnings[0] and "allowed by allow_dangerous" in warnings[0]
+
+
+def test_an_opt_in_covers_only_the_risk_it_names():
+    problems, _warnings = isolation_findings({**ISOLATED, "uid": 0, "docker_socket": True, "allow_dangerous": ["docker_socket"]})
+    assert len(problems) == 1 and "root_uid" in problems[0]
 
 
 @pytest.mark.parametrize("password", ["plain", "with/slash", "p@ss:w0rd%", "ünïcode"])

@@ -13,6 +13,7 @@ ROOT = "/tmp/openclaw-molecule-default"
 HTTPS_PORT = 28443
 DOMAIN = "molecule.test"
 POSTGRES = "openclaw-molecule-postgres"
+POSTGRES_PORT = 25435
 
 
 def inspect(host, name):
@@ -22,10 +23,15 @@ def inspect(host, name):
 
 
 def psql(host, sql, url=None):
-    """psql inside the PostgreSQL container: as the superuser over its socket, or with ``url``."""
+    """psql as the superuser over the PostgreSQL container's socket, or with ``url`` from the server itself.
+
+    A URL login goes through the loopback-published port, the way the server's
+    own clients connect (pg_hba.conf accepts no TCP login from inside the
+    PostgreSQL container).
+    """
     if url is None:
         return host.run("docker exec %s psql -U postgres -d postgres -tAc %s", POSTGRES, sql)
-    return host.run("docker exec %s psql %s -tAc %s", POSTGRES, url, sql)
+    return host.run("psql %s -tAc %s", url, sql)
 
 
 @pytest.mark.parametrize("slug", sorted(TENANTS))
@@ -62,9 +68,9 @@ def test_database_and_own_role_exist(host, slug):
 
 def test_tenant_role_cannot_open_another_tenants_database(host):
     password = host.file(f"{ROOT}/secrets/db-molalpha.password").content_string.strip()
-    own = psql(host, "SELECT current_user", f"postgresql://openclaw_molalpha:{password}@127.0.0.1:5432/openclaw_molalpha")
+    own = psql(host, "SELECT current_user", f"postgresql://openclaw_molalpha:{password}@127.0.0.1:{POSTGRES_PORT}/openclaw_molalpha")
     assert own.rc == 0 and own.stdout.strip() == "openclaw_molalpha"
-    other = psql(host, "SELECT 1", f"postgresql://openclaw_molalpha:{password}@127.0.0.1:5432/openclaw_molbeta")
+    other = psql(host, "SELECT 1", f"postgresql://openclaw_molalpha:{password}@127.0.0.1:{POSTGRES_PORT}/openclaw_molbeta")
     assert other.rc != 0 and "permission denied" in other.stderr
 
 

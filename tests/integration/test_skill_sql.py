@@ -380,18 +380,52 @@ def test_control_raw_text_in_a_json_heredoc_ends_it_and_runs(sandbox):
     assert sandbox["marker"].exists()
 
 
-def test_every_table_column_named_in_the_prose_exists(tenant_db):
-    """`table.column` in the instructions (not only in SQL) names a real column, so the agent never reads a missing one."""
-    columns = {
-        (table, column) for table, column in query(tenant_db, "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public'")
-    }
+def missing_columns(texts: dict[str, str], columns: set[tuple[str, str]]) -> list[str]:
     tables = {table for table, _column in columns}
     missing = set()
-    for where, text in documents().items():
+    for where, text in texts.items():
         for table, column in re.findall(r"`([a-z_]+)\.([a-z_0-9]+)`", text):
             if table in tables and (table, column) not in columns:
                 missing.add(f"{where}: {table}.{column}")
         for table, names in re.findall(r"`([a-z_]+)`: ((?:`[a-z_0-9]+`(?:, | and | or )?)+)", text):
             if table in tables:
                 missing.update(f"{where}: {table}.{name}" for name in re.findall(r"`([a-z_0-9]+)`", names) if (table, name) not in columns)
-    assert sorted(missing) == []
+    return sorted(missing)
+
+
+def test_every_table_column_named_in_the_prose_exists(tenant_db):
+    """`table.column` in the instructions (not only in SQL) names a real column, so the agent never reads a missing one."""
+    columns = set(query(tenant_db, "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public'"))
+    assert missing_columns(documents(), columns) == []
+    # Positive control: both spellings of a missing column are caught.
+    probe = {"probe": "Read `config.fb_user_token`, and `creatives`: `title`, `total_views`."}
+    assert missing_columns(probe, columns) == ["probe: config.fb_user_token", "probe: creatives.total_views"]
+
+
+# Skills' SQL that stores typed text, run the way TOOLS.md loads values: (skill, statement marker, key, check).
+LOADED = [
+    ("fb-leads", "SET notes = concat_ws", "note", "SELECT notes FROM leads WHERE id = %s", (LEAD,)),
+    ("wa-waba-setup", "SET waba_bot_system_prompt", "prompt", "SELECT waba_bot_system_prompt FROM config WHERE id = 1", ()),
+    ("fb-onboarding", "INSERT INTO directions", "name", "SELECT name FROM directions WHERE name LIKE 'O''Brien%%'", ()),
+]
+
+
+@pytest.mark.parametrize(("skill", "marker", "key", "check", "params"), LOADED, ids=[item[0] for item in LOADED])
+def test_skill_sql_stores_hostile_text_loaded_from_json(tenant_db, sandbox, skill, marker, key, check, params):
+    text = hostile(sandbox["marker"])
+    blocks = [sql for where, sql in UNITS if where.startswith(f"skills/{skill}:") and marker in sql]
+    assert len(blocks) == 1, blocks
+    sql = blocks[0]
+    names = sorted(set(VARIABLE.findall(sql)))
+    values = {name: VALUES[name] for name in names}
+    values[key] = text
+    loader = "SELECT " + ", ".join(f"v->>'{name}' AS {name}" for name in names) + " FROM (SELECT :'v'::jsonb AS v) AS i \\gset"
+    script = (
+        "D=$(mktemp -d)\ncat > \"$D/v.json\" <<'JSON'\n" + json.dumps(values, ensure_ascii=False) + "\nJSON\n"
+        'psql "$OPENCLAW_DB_URL" -X -q -v ON_ERROR_STOP=1 -v vf="$D/v.json" <<\'SQL\'\n'
+        "\\set v `cat :'vf'`\n" + loader + "\n" + sql + "\nSQL\n"
+    )
+    result = run_shell(sandbox, script)
+    assert result.returncode == 0, result.stderr
+    assert not sandbox["marker"].exists()
+    assert query(tenant_db, check, params)[-1][0].endswith(text)

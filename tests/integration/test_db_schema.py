@@ -33,6 +33,21 @@ CHANGES_AFTER_BASELINE = sorted(
         "capi_events_log.fbtrace_id: extra column",
         "capi_events_log: indexes extra: CREATE UNIQUE INDEX ON public.capi_events_log USING btree (event_id)"
         " WHERE ((status = 'success'::text) AND (event_id IS NOT NULL))",
+        # V003: customers known by a business-scoped user id, messages recorded once.
+        "capi_events_log.bsuid: extra column",
+        'capi_events_log.phone: expected {"default": null, "not_null": true, "type": "text"}, found {"default": null, "not_null": false, "type": "text"}',
+        "leads.bsuid: extra column",
+        "wa_dialogs.bsuid: extra column",
+        'wa_dialogs.phone: expected {"default": null, "not_null": true, "type": "text"}, found {"default": null, "not_null": false, "type": "text"}',
+        "wa_dialogs: checks extra: CHECK (((phone IS NOT NULL) OR (bsuid IS NOT NULL)))",
+        "wa_dialogs: indexes extra: CREATE UNIQUE INDEX ON public.wa_dialogs USING btree (bsuid)",
+        "wa_dialogs: unique extra: UNIQUE (bsuid)",
+        "wa_messages.bsuid: extra column",
+        "wa_messages.message_id: extra column",
+        'wa_messages.phone: expected {"default": null, "not_null": true, "type": "text"}, found {"default": null, "not_null": false, "type": "text"}',
+        "wa_messages: checks extra: CHECK (((phone IS NOT NULL) OR (bsuid IS NOT NULL)))",
+        "wa_messages: indexes extra: CREATE INDEX ON public.wa_messages USING btree (bsuid, created_at DESC) WHERE (bsuid IS NOT NULL)",
+        "wa_messages: indexes extra: CREATE UNIQUE INDEX ON public.wa_messages USING btree (channel, message_id)",
     ]
 )
 
@@ -274,10 +289,11 @@ def test_seed_style_database_is_adopted_without_touching_data(pg_cluster, tenant
 
 
 def test_partially_present_database_is_refused_naming_missing_tables(pg_cluster, tenant):
-    seed_style_database(pg_cluster, tenant["name"], drop_table="wa_messages")
+    # A table no later migration changes, so the forced baseline can go on.
+    seed_style_database(pg_cluster, tenant["name"], drop_table="scoring_executions")
     refused = run_module(MODULE, schema(pg_cluster, **tenant))
     assert refused.returncode != 0
-    assert "missing: wa_messages" in refused.result["msg"]
+    assert "missing: scoring_executions" in refused.result["msg"]
     assert query(pg_cluster, tenant["name"], "SELECT to_regclass('openclaw_meta.schema_history')") == [(None,)]
 
     forced = run_module(MODULE, schema(pg_cluster, baseline="force", **tenant))

@@ -72,9 +72,11 @@ class CapiError(Exception):
 class GraphError(Exception):
     """An error answer from the Graph API (or no answer at all)."""
 
-    def __init__(self, message, http_status=None, code=None, subcode=None, fbtrace_id=None, is_transient=False, outcome_unknown=False):
+    def __init__(self, message, http_status=None, code=None, subcode=None, fbtrace_id=None, is_transient=False, outcome_unknown=False, blamed_index=None):
         super().__init__(message)
         self.outcome_unknown = outcome_unknown
+        # Position in the request's data[] that Graph blamed (error_data.blame_field_specs), if it said.
+        self.blamed_index = blamed_index
         self.message = message
         self.http_status = http_status
         self.code = code
@@ -92,6 +94,11 @@ class GraphError(Exception):
         if self.code is None:
             return self.http_status is None or self.http_status >= 500
         return False
+
+    @property
+    def about_events(self):
+        """Whether Meta refused the request because of what an event holds (code 100), not who sent it or when."""
+        return self.code == 100 and not self.transient and not self.outcome_unknown
 
     def describe(self):
         parts = [self.message]
@@ -246,6 +253,18 @@ def event_problems(event, now=None):
     return problems
 
 
+def blamed_index(error):
+    """The data[] index Graph's error_data.blame_field_specs points at, e.g. [["data", 3, "event_time"]]."""
+    data = error.get("error_data")
+    specs = data.get("blame_field_specs") if isinstance(data, dict) else None
+    if not isinstance(specs, list):
+        return None
+    for spec in specs:
+        if isinstance(spec, list) and len(spec) >= 2 and spec[0] == "data" and isinstance(spec[1], int) and not isinstance(spec[1], bool):
+            return spec[1]
+    return None
+
+
 class CapiClient:
     """POSTs events to <graph_url>/<version>/<dataset>/events, token in the Authorization header."""
 
@@ -298,6 +317,7 @@ class CapiClient:
                 subcode=error.get("error_subcode"),
                 fbtrace_id=error.get("fbtrace_id"),
                 is_transient=bool(error.get("is_transient")),
+                blamed_index=blamed_index(error),
             )
         raise GraphError("unexpected answer", http_status=response.status_code)
 
@@ -322,27 +342,71 @@ class CapiClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def send_batch(self, events, extra=None):
-        """Send up to 1,000 events per request; isolate events Meta rejects by splitting.
+        """Send up to 1,000 events per request; isolate events Meta rejects.
 
-        One invalid event makes Meta reject its whole request, so a rejected
-        chunk is halved until the bad events stand alone; the rest are sent.
         Returns (events_received, rejected) where rejected is [(index, error)].
+        Errors that are not about the events (token, permissions, throttling
+        after the retries, no answer) are raised.
         """
+        outcome = self.send_isolating(events, extra)
+        if outcome["fatal"] is not None:
+            raise outcome["fatal"]
+        rejected = [(index, result["error"]) for index, result in enumerate(outcome["results"]) if result["error"] is not None]
+        return outcome["received"], rejected
+
+    def send_isolating(self, events, extra=None):
+        """Send ``events`` in requests of up to 1,000 and report what became of each one.
+
+        One invalid event makes Meta reject its whole request (code 100). When
+        Graph names the event (blame_field_specs), that event is set aside and
+        the rest are sent again at once; otherwise the request is halved until
+        the bad events stand alone. Any other error stops the run: it is not
+        about the events, so no split can help, and after a request without an
+        answer nothing more is sent (Meta may have counted it).
+
+        Returns {"received": n, "fatal": GraphError or None, "results": [...]}
+        where results[i] is {"ok": bool, "error": GraphError or None,
+        "response": the accepting answer or None, "attempts": [...]} for
+        events[i], and attempts lists every request the event was part of
+        (numbered per event), so each can be logged.
+        """
+        results = [{"ok": False, "error": None, "response": None, "attempts": []} for _event in events]
         received = 0
-        rejected = []
+        fatal = None
         pending = [list(range(start, min(start + MAX_BATCH, len(events)))) for start in range(0, len(events), MAX_BATCH)]
         while pending:
             indexes = pending.pop(0)
             try:
-                response, _attempts = self.send([events[index] for index in indexes], extra)
+                response, attempts = self.send([events[index] for index in indexes], extra)
             except GraphError as error:
-                if error.transient or error.code in (190, 10, 3) or 200 <= (error.code or 0) <= 299:
-                    raise  # not about the events: no split can help
+                self._record(results, indexes, error.attempts)
+                if not error.about_events:
+                    fatal = error
+                    unsent = indexes + [index for chunk in pending for index in chunk]
+                    for index in unsent:
+                        results[index]["error"] = error
+                    break
                 if len(indexes) == 1:
-                    rejected.append((indexes[0], error))
+                    results[indexes[0]]["error"] = error
+                    continue
+                blamed = error.blamed_index
+                if blamed is not None and 0 <= blamed < len(indexes):
+                    results[indexes[blamed]]["error"] = error
+                    rest = indexes[:blamed] + indexes[blamed + 1 :]
+                    pending.insert(0, rest)
                     continue
                 middle = len(indexes) // 2
                 pending[:0] = [indexes[:middle], indexes[middle:]]
                 continue
+            self._record(results, indexes, attempts)
             received += int(response.get("events_received") or 0)
-        return received, rejected
+            for index in indexes:
+                results[index].update(ok=True, response=response)
+        return {"received": received, "fatal": fatal, "results": results}
+
+    @staticmethod
+    def _record(results, indexes, attempts):
+        for index in indexes:
+            done = results[index]["attempts"]
+            for attempt in attempts or ():
+                done.append(dict(attempt, attempt=len(done) + 1))

@@ -15,6 +15,9 @@ import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 
+# PINNED_SEARCH_PATH and error_text live where the tenant runtime's commands,
+# which run without ansible, can import them; re-exported for the modules.
+from ansible_collections.openclaw.standalone.plugins.module_utils.pgsession import PINNED_SEARCH_PATH, error_text  # noqa: F401  # pylint: disable=unused-import
 from ansible_collections.openclaw.standalone.plugins.module_utils.secret_files import read_secret_file  # re-exported
 
 try:
@@ -73,14 +76,6 @@ class ConnectionFailure(Exception):
     """The server could not be reached or refused the login; the message says which."""
 
 
-# Session setting for every connection that runs as an administrator inside a
-# database a tenant owns: only the system catalog is searched (pg_temp last, and
-# never for functions or operators), so no tenant object in "public" or a schema
-# named after a role can shadow a name the connection uses. Sent in the startup
-# packet, it takes precedence over ALTER DATABASE/ROLE ... SET search_path.
-PINNED_SEARCH_PATH = "-c search_path=pg_catalog,pg_temp"
-
-
 def connect(params, dbname=None, autocommit=False, user=None, password=None, options=None):
     """A psycopg2 connection from the module's login_* options; ``options`` are libpq's (e.g. PINNED_SEARCH_PATH)."""
     kwargs = dict(
@@ -116,13 +111,6 @@ def tls_settings(kwargs):
     if kwargs.get("sslrootcert"):
         text += ", CA file %s" % kwargs["sslrootcert"]
     return text
-
-
-def error_text(exc):
-    """PostgreSQL's own message for an error, without the client's decoration."""
-    diag = getattr(exc, "diag", None)
-    primary = getattr(diag, "message_primary", None) if diag is not None else None
-    return primary or str(exc).strip()
 
 
 # psycopg2 can produce password verifiers but not check one; the SCRAM-SHA-256

@@ -11,10 +11,17 @@ version_added: 0.1.0
 description:
   - B(Tenant mode) (O(tenant)) - logs in to the tenant database as the tenant's own role (O(login_user),
     O(login_password_file)), reads the tenant's active C(capi_settings) row and the C(wa_dialogs) row of
-    O(phone), sends the event of O(level) once, logs every attempt to
+    O(phone) or O(bsuid), sends the event of O(level) once, logs every attempt to
     C(capi_events_log) and marks the dialog (C(lN_sent), C(lN_sent_at), C(lN_event_id)), all in the transaction
     that holds a lock on the dialog and level (a transaction-scoped advisory lock), so concurrent calls for the
     same dialog and level send exactly one event.
+  - B(Sweep) (O(tenant) with O(sweep=true)) - sends level 1 for every dialog that has not had it and counts at
+    least C(capi_settings.l1_threshold) messages, up to 1,000 events per request. When Meta rejects a request
+    because of one event, that event is set aside (the one Graph blames, else by halving the request) and logged
+    as an error, and the others are sent. Event ids are the same as for single sends, and the same lock per
+    dialog and level is taken (dialogs locked by another sender are left for the next sweep), so a sweep and a
+    single send never both send a level. The C(openclaw-lead) and C(openclaw-capi) commands in the tenant's
+    runtime image share this code.
   - B(Direct mode) (O(dataset_id), O(access_token)) - sends one event built from the options, or the list
     O(events), without a database. Events are validated locally first and sent up to 1,000 per request;
     when Meta still rejects a request, it is split to isolate the rejected events and the rest are sent.
@@ -60,7 +67,26 @@ options:
       - Customer's phone number, in any common notation (V(+7 701 123-45-67), V(87011234567), a WhatsApp id
         such as V(77011234567)). It is normalised to digits with the country code (see O(default_country_code)),
         matched against C(wa_dialogs.phone) and sent SHA-256 hashed.
+      - In tenant mode exactly one of O(phone) and O(bsuid) names the dialog, unless O(sweep=true).
     type: str
+  bsuid:
+    description:
+      - Business-scoped user id of a WhatsApp customer who shares no phone number (for example
+        V(KZ.13491208655302741918)); tenant mode matches it against C(wa_dialogs.bsuid).
+      - A dialog known only by its BSUID can be sent only when it came from an ad (C(ctwa_clid) and the WhatsApp
+        Business Account id known); otherwise nothing identifies the customer to Meta and the dialog is skipped.
+    type: str
+  sweep:
+    description:
+      - Tenant mode - send level 1 for every dialog over C(capi_settings.l1_threshold) that has not had it,
+        instead of one dialog's O(level). Takes no O(phone), O(bsuid) or O(level).
+      - A dialog once logged as skipped is not swept again.
+    type: bool
+    default: false
+  limit:
+    description:
+      - With O(sweep=true), at most this many dialogs (those whose last message is oldest first).
+    type: int
   email:
     description:
       - Customer's e-mail (direct mode), sent trimmed, lower-cased and SHA-256 hashed.
@@ -68,7 +94,7 @@ options:
   level:
     description:
       - Dialog level in tenant mode - 1 (lead), 2 (qualified), 3 (purchase). Selects the event name from
-        C(capi_settings) (C(l1_event_name) ...) and the dialog flags.
+        C(capi_settings) (C(l1_event_name) ...) and the dialog flags. Required in tenant mode unless O(sweep=true).
     type: int
     choices: [1, 2, 3]
   event_name:
@@ -184,6 +210,7 @@ notes:
     is pinned to the system catalog.
   - Meta does not deduplicate business-messaging events; in tenant mode this module does (a lock per dialog
     and level, C(lN_sent) flags, and a unique index on successful C(event_id)s).
+  - Tenant mode needs the tenant schema of migration V003 or later (C(bsuid) columns).
 seealso:
   - name: Conversions API for Business Messaging
     description: Meta's guide to sending WhatsApp events.
@@ -223,6 +250,14 @@ EXAMPLES = r"""
   check_mode: true
   register: preview
 
+- name: Send level 1 for every dialog over the threshold, 1,000 events per request
+  openclaw.standalone.capi_event:
+    tenant: aliya
+    sweep: true
+    login_port: 5435
+    login_user: openclaw_aliya
+    login_password_file: /etc/openclaw/secrets/db-aliya.password
+
 - name: Send a batch directly to a dataset
   openclaw.standalone.capi_event:
     dataset_id: "123456789012345"
@@ -255,8 +290,8 @@ event:
     messaging_channel: whatsapp
     user_data: {whatsapp_business_account_id: "109876543210987", ctwa_clid: ARAkLkA8rmlFeiCk, ph: ["4b1c..."]}
 events:
-  description: The valid events of a batch, in check mode.
-  returned: check mode with O(events)
+  description: The valid events of a batch or a sweep, in check mode.
+  returned: check mode with O(events) or O(sweep)
   type: list
   elements: dict
 event_id:
@@ -277,29 +312,43 @@ attempts:
   type: list
   elements: dict
 requests:
-  description: HTTP requests made for a batch.
-  returned: with O(events)
+  description: HTTP requests made for a batch or a sweep.
+  returned: with O(events) or O(sweep)
   type: int
 rejected:
-  description: Events of a batch that were not accepted - by local validation or by Meta - with the reason.
-  returned: with O(events)
+  description:
+    - Events of a batch that were not accepted - by local validation or by Meta - with the reason (C(index)).
+    - With O(sweep), the dialogs whose level 1 event was not accepted (C(dialog_id), C(event_id), C(reason)); each is
+      logged as an error in C(capi_events_log) and stays unmarked.
+  returned: with O(events) or O(sweep)
   type: list
   elements: dict
   sample: [{index: 12, reason: "Purchase needs custom_data.value (a number) and custom_data.currency"}]
 skipped:
-  description: Events of a batch that were skipped because of O(non_ctwa=skip).
-  returned: with O(events)
+  description: Events of a batch (C(index)) or dialogs of a sweep (C(dialog_id)) that were skipped, with the reason.
+  returned: with O(events) or O(sweep)
   type: list
   elements: dict
+candidates:
+  description: Dialogs over the threshold without level 1 that the sweep looked at.
+  returned: with O(sweep)
+  type: int
+marked:
+  description: Dialogs the sweep marked as sent (C(l1_sent)).
+  returned: with O(sweep)
+  type: int
+busy:
+  description: Dialogs another sender held the lock of; the next sweep takes them.
+  returned: with O(sweep)
+  type: int
 """
 
-import datetime
 import time
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.openclaw.standalone.plugins.module_utils import capi
+from ansible_collections.openclaw.standalone.plugins.module_utils import capi, capi_tenant, leads
 from ansible_collections.openclaw.standalone.plugins.module_utils.postgres import (
     PINNED_SEARCH_PATH,
     POSTGRES_MUTUALLY_EXCLUSIVE,
@@ -310,7 +359,6 @@ from ansible_collections.openclaw.standalone.plugins.module_utils.postgres impor
     postgres_common_argument_spec,
     psycopg2,
     resolve_login_password,
-    sql,
 )
 from ansible_collections.openclaw.standalone.plugins.module_utils.validation import DATABASE_NAME, slug_problems
 
@@ -323,6 +371,9 @@ def argument_spec():
         tenant=dict(type="str"),
         db=dict(type="str"),
         phone=dict(type="str"),
+        bsuid=dict(type="str"),
+        sweep=dict(type="bool", default=False),
+        limit=dict(type="int"),
         email=dict(type="str"),
         level=dict(type="int", choices=[1, 2, 3]),
         event_name=dict(type="str"),
@@ -389,9 +440,18 @@ class CapiRun:
     def tenant(self):
         params = self.params
         problems = slug_problems(params["tenant"], variable="tenant")
+        if params["sweep"]:
+            extra = [name for name in ("phone", "bsuid", "level") if params[name] is not None]
+            if extra:
+                problems.append("sweep sends level 1 to every dialog over the threshold; it takes no %s" % ", ".join(extra))
+        elif params["level"] is None or (params["phone"] is None) == (params["bsuid"] is None):
+            problems.append("tenant mode needs level and exactly one of phone or bsuid (or sweep=true)")
+        if params["limit"] is not None and params["limit"] < 1:
+            problems.append("limit must be at least 1")
         if problems:
             self.fail("invalid input, nothing was sent: " + "; ".join(str(problem) for problem in problems))
-        phone = self.phone(params["phone"])
+        phone = self.phone(params["phone"]) if params["phone"] else None
+        bsuid = self.bsuid(params["bsuid"]) if params["bsuid"] else None
         ensure_psycopg2(self.module)
         resolve_login_password(self.module)
         dbname = params["db"] or DATABASE_NAME.format(slug=params["tenant"])
@@ -399,21 +459,41 @@ class CapiRun:
             conn = connect(params, dbname=dbname, options=PINNED_SEARCH_PATH)
         except ConnectionFailure as exc:
             self.fail(str(exc))
+        sender = capi_tenant.TenantSender(
+            conn,
+            params["tenant"],
+            dbname,
+            dict(params, verify=params["ca_path"] or params["validate_certs"]),
+            check_mode=self.module.check_mode,
+            warn=self.module.warn,
+            on_secret=self.module.no_log_values.add,
+        )
         try:
             self.refuse_superuser(conn, dbname)
-            self.tenant_locked(conn, phone, dbname)
+            if params["sweep"]:
+                self.result = sender.sweep(limit=params["limit"])
+            else:
+                self.result = sender.send(phone=phone, bsuid=bsuid, shown=params["phone"] or bsuid)
+        except capi_tenant.TenantError as exc:
+            self.result = dict(sender.result, **exc.extra)
+            self.fail(exc.msg)
         except psycopg2.Error as exc:
             conn.rollback()
+            self.result = sender.result
             self.fail("database error in %s: %s" % (dbname, error_text(exc)))
         finally:
             conn.close()
+        if params["sweep"] and self.result["rejected"]:
+            self.module.warn("%d dialogs' level 1 events were not accepted; see 'rejected'" % len(self.result["rejected"]))
+
+    def bsuid(self, value):
+        try:
+            return leads.check_bsuid(value)
+        except leads.LeadInputError as exc:
+            self.fail(str(exc))
 
     def refuse_superuser(self, conn, dbname):
-        with conn.cursor() as cur:
-            cur.execute("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = session_user")
-            row = cur.fetchone()
-        conn.rollback()
-        if row is None or row[0]:
+        if capi_tenant.is_superuser(conn):
             conn.close()
             self.fail(
                 "login_user %s is a superuser; tenant mode logs in to %s as the tenant's own role (login_user=%s with "
@@ -421,135 +501,11 @@ class CapiRun:
                 "superuser rights; nothing was sent" % (self.params["login_user"], dbname, dbname, self.params["tenant"])
             )
 
-    def tenant_locked(self, conn, phone, dbname):
-        params = self.params
-        level = params["level"]
-        with conn.cursor() as cur:
-            if self.module.check_mode:
-                cur.execute("SET TRANSACTION READ ONLY")
-            settings = read_settings(cur)
-            if settings is None:
-                conn.rollback()
-                self.fail("no active capi_settings row in %s; nothing was sent" % dbname)
-            self.module.no_log_values.add(settings["access_token"])
-            # Waits for a concurrent sender of this dialog and level (see below) are bounded too.
-            cur.execute("SET LOCAL lock_timeout = %s", ("%ds" % int(params["timeout"] * (params["retries"] + 1) + 60),))
-            dialog = read_dialog(cur, phone)
-            if dialog is None:
-                conn.rollback()
-                self.fail("no WhatsApp dialog with phone %s in %s (stored as %s or +%s); nothing was sent" % (params["phone"], dbname, phone, phone))
-            if not self.module.check_mode:
-                # One sender per dialog and level at a time, held until commit. An
-                # advisory lock rather than a row lock, so the gateway's own updates
-                # of the dialog are not held up while Meta answers.
-                cur.execute("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(%s, 0))", ("openclaw.capi/%s/L%d" % (dialog["id"], level),))
-                dialog = read_dialog(cur, phone)  # re-read: the previous holder may have sent it
-            flag = "l%d" % level
-            event_name = params["event_name"] or settings["%s_event_name" % flag] or capi.DEFAULT_LEVEL_EVENTS[level]
-            event_id = capi.dialog_event_id(params["tenant"], dialog["id"], level)
-            self.result.update(level=level, event_name=event_name, event_id=event_id)
-            if dialog["%s_sent" % flag]:
-                if not params["force"]:
-                    conn.rollback()
-                    sent_at = dialog["%s_sent_at" % flag]
-                    self.result["reason"] = "level %d was already sent%s (event_id %s)" % (
-                        level,
-                        " at %s" % sent_at.isoformat() if sent_at else "",
-                        dialog["%s_event_id" % flag] or "unknown",
-                    )
-                    return
-                event_id = "%s-f%d" % (event_id, int(time.time()))
-                self.result["event_id"] = event_id
-            event_time = params["event_time"] or self.level_reached(cur, dialog, level, settings)
-            event, skip_reason = capi.build_event(
-                event_name,
-                event_time,
-                event_id=event_id,
-                phone=phone,
-                ctwa_clid=dialog["ctwa_clid"],
-                waba_id=settings["whatsapp_business_account_id"],
-                value=params["value"],
-                currency=params["currency"],
-                non_ctwa=params["non_ctwa"],
-            )
-            log = dict(
-                phone=dialog["phone"],
-                event_name=event_name,
-                level=level,
-                ctwa_clid=dialog["ctwa_clid"],
-                source_id=dialog["source_id"],
-                pixel_id=settings["pixel_id"],
-            )
-            if skip_reason:
-                self.result["reason"] = skip_reason
-                if not already_logged(cur, event_id, "skipped"):
-                    self.result["changed"] = True
-                    if not self.module.check_mode:
-                        insert_log(cur, log, event_id, "skipped", error_text=skip_reason)
-                conn.commit()
-                return
-            problems = capi.event_problems(event)
-            if problems:
-                conn.rollback()
-                self.fail("the event would be rejected by Meta, nothing was sent: " + "; ".join(problems), event=event)
-            self.result["event"] = event
-            if self.module.check_mode:
-                conn.rollback()
-                self.result["changed"] = True
-                return
-            client = self.client(settings["pixel_id"], settings["access_token"])
-            try:
-                response, attempts = client.send([event], self.request_extra(settings["partner_agent"]))
-            except capi.GraphError as error:
-                for attempt in error.attempts:
-                    insert_log(cur, log, event_id, "error", error_text=attempt["error"], attempt=attempt["attempt"], response={"error": attempt["error"]})
-                conn.commit()
-                self.result["attempts"] = error.attempts
-                self.fail("Meta did not accept the level %d event for %s: %s; the dialog was not marked" % (level, params["phone"], error.describe()))
-            for attempt in attempts:
-                if attempt["ok"]:
-                    insert_log(cur, log, event_id, "success", attempt=attempt["attempt"], response=response, fbtrace_id=response.get("fbtrace_id"))
-                else:
-                    insert_log(cur, log, event_id, "error", error_text=attempt["error"], attempt=attempt["attempt"], response={"error": attempt["error"]})
-            received = int(response.get("events_received") or 0)
-            if received >= 1:
-                cur.execute(
-                    sql.SQL("UPDATE public.wa_dialogs SET {} = true, {} = pg_catalog.now(), {} = %s, updated_at = pg_catalog.now() WHERE id = %s").format(
-                        sql.Identifier(flag + "_sent"), sql.Identifier(flag + "_sent_at"), sql.Identifier(flag + "_event_id")
-                    ),
-                    (event_id, dialog["id"]),
-                )
-            conn.commit()
-        self.result.update(
-            attempts=attempts,
-            events_received=received,
-            fbtrace_id=response.get("fbtrace_id"),
-            sent=received >= 1,
-            changed=received >= 1,
-        )
-
-    def level_reached(self, cur, dialog, level, settings):
-        """When the dialog reached the level, within Meta's 7-day window."""
-        now = int(time.time())
-        reached = dialog["last_message"]
-        if level == 1:
-            cur.execute(
-                "SELECT created_at FROM public.wa_messages WHERE phone = ANY(%s) AND direction = 'inbound' ORDER BY created_at OFFSET %s LIMIT 1",
-                ([dialog["phone"], dialog["phone"].lstrip("+"), "+" + dialog["phone"].lstrip("+")], max((settings["l1_threshold"] or 1) - 1, 0)),
-            )
-            row = cur.fetchone()
-            if row is not None:
-                reached = row[0]
-        moment = int(reached.timestamp()) if isinstance(reached, datetime.datetime) else now
-        oldest = now - capi.MAX_EVENT_AGE + 300
-        if moment < oldest:
-            self.module.warn("level %d was reached more than 7 days ago; event_time moved to the edge of Meta's window" % level)
-            moment = oldest
-        return min(moment, now)
-
     # -- direct mode ---------------------------------------------------------
     def direct(self):
         params = self.params
+        if params["sweep"]:
+            self.fail("sweep needs tenant: it reads the dialogs from the tenant's database")
         if params["events"] is not None:
             return self.batch()
         if not params["event_name"]:
@@ -635,68 +591,13 @@ class CapiRun:
             self.module.warn("%d of %d events were not accepted; see 'rejected'" % (len(rejected), len(self.params["events"])))
 
 
-def read_settings(cur):
-    cur.execute(
-        "SELECT pixel_id, access_token, l1_event_name, l2_event_name, l3_event_name, l1_threshold, whatsapp_business_account_id, partner_agent"
-        " FROM public.capi_settings WHERE is_active ORDER BY created_at DESC NULLS LAST LIMIT 1"
-    )
-    row = cur.fetchone()
-    if row is None:
-        return None
-    keys = ("pixel_id", "access_token", "l1_event_name", "l2_event_name", "l3_event_name", "l1_threshold", "whatsapp_business_account_id", "partner_agent")
-    return dict(zip(keys, row))
-
-
-DIALOG_COLUMNS = (
-    "id", "phone", "ctwa_clid", "source_id", "last_message",
-    "l1_sent", "l1_sent_at", "l1_event_id", "l2_sent", "l2_sent_at", "l2_event_id", "l3_sent", "l3_sent_at", "l3_event_id",
-)  # fmt: skip
-
-
-def read_dialog(cur, phone):
-    # Baileys rows store digits, WhatsApp Cloud API rows '+digits'.
-    query = sql.SQL("SELECT {} FROM public.wa_dialogs WHERE phone = ANY(%s) ORDER BY phone LIMIT 1").format(
-        sql.SQL(", ").join(sql.Identifier(column) for column in DIALOG_COLUMNS)
-    )
-    cur.execute(query, ([phone, "+" + phone],))
-    row = cur.fetchone()
-    return None if row is None else dict(zip(DIALOG_COLUMNS, row))
-
-
-def already_logged(cur, event_id, status):
-    cur.execute("SELECT 1 FROM public.capi_events_log WHERE event_id = %s AND status = %s LIMIT 1", (event_id, status))
-    return cur.fetchone() is not None
-
-
-def insert_log(cur, log, event_id, status, error_text=None, attempt=None, response=None, fbtrace_id=None):
-    cur.execute(
-        "INSERT INTO public.capi_events_log"
-        " (phone, event_name, event_level, ctwa_clid, source_id, pixel_id, event_id, fb_response, status, error_text, attempt, fbtrace_id)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            log["phone"],
-            log["event_name"],
-            log["level"],
-            log["ctwa_clid"],
-            log["source_id"],
-            log["pixel_id"],
-            event_id,
-            psycopg2.extras.Json(response) if response is not None else None,
-            status,
-            error_text,
-            attempt,
-            fbtrace_id,
-        ),
-    )
-
-
 def main():
     module = AnsibleModule(
         argument_spec=argument_spec(),
         supports_check_mode=True,
         required_one_of=[("tenant", "dataset_id")],
         mutually_exclusive=[*POSTGRES_MUTUALLY_EXCLUSIVE, ("tenant", "dataset_id"), ("tenant", "events"), ("events", "phone"), ("events", "event_name")],
-        required_by={"tenant": ("phone", "level"), "dataset_id": ("access_token",)},
+        required_by={"dataset_id": ("access_token",), "bsuid": ("tenant",), "limit": ("tenant",)},
     )
     if not capi.HAS_REQUESTS:
         module.fail_json(msg=missing_required_lib("requests") + " On Debian: apt-get install python3-requests.", exception=capi.REQUESTS_IMPORT_ERROR)

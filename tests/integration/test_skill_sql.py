@@ -21,6 +21,7 @@ import secrets
 import shlex
 import stat
 import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -220,12 +221,19 @@ if "-o" in args:
 else:
     sys.stdout.write(text)
 """
-STUB_LEAD = r"""#!/usr/bin/env python3
-# Stand-in for openclaw-lead: keeps what arrived on stdin.
-import os, sys
+# Stand-in for openclaw-lead: keeps what arrived on stdin and, for outbound, records it with the
+# collection's own recorder (module_utils.leads), as the real command does, in the tenant database.
+STUB_LEAD = r"""#!{python}
+import json, os, sys
+sys.path.insert(0, {collections!r})
+data = sys.stdin.read()
 with open(os.path.join(os.environ["STUB_OUT"], "lead-" + sys.argv[1] + ".json"), "w", encoding="utf-8") as handle:
-    handle.write(sys.stdin.read())
-print('{"ok": true}')
+    handle.write(data)
+if sys.argv[1] == "outbound":
+    import psycopg2
+    from ansible_collections.openclaw.standalone.plugins.module_utils import leads
+    conn = psycopg2.connect(os.environ["OPENCLAW_DB_URL"])
+    print(json.dumps(leads.record_outbound(conn, leads.parse_outbound(json.loads(data))), default=str))
 """
 
 
@@ -234,7 +242,8 @@ def sandbox(tenant_db, tmp_path):
     tmp_path.chmod(0o755)
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    for name, text in (("curl", STUB_CURL), ("openclaw-lead", STUB_LEAD)):
+    lead = STUB_LEAD.replace("{python}", sys.executable).replace("{collections!r}", repr(str(REPO_ROOT / ".build" / "collections")))
+    for name, text in (("curl", STUB_CURL), ("openclaw-lead", lead)):
         path = bindir / name
         path.write_text(text, encoding="utf-8")
         path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
@@ -317,7 +326,7 @@ def test_qualification_recipe_stores_hostile_text_as_data(tenant_db, sandbox):
     assert query(tenant_db, "SELECT qualification, summary FROM wa_dialogs WHERE phone = %s", (PHONE,)) == [(text, text)]
 
 
-def test_outbound_recipe_passes_hostile_text_as_json(sandbox):
+def test_outbound_recipe_passes_hostile_text_as_json(tenant_db, sandbox):
     text = hostile(sandbox["marker"])
     script = with_values(recipe("TOOLS.md", "openclaw-lead outbound <<'JSON'"), lambda v: {**v, "text": text})
     result = run_shell(sandbox, script)
@@ -326,6 +335,8 @@ def test_outbound_recipe_passes_hostile_text_as_json(sandbox):
     received = json.loads((sandbox["out"] / "lead-outbound.json").read_text(encoding="utf-8"))
     assert received["text"] == text
     assert received["to"] == PHONE
+    stored = query(tenant_db, "SELECT message_text FROM wa_messages WHERE direction = 'outbound' AND channel = 'baileys' AND phone = %s", (PHONE,))
+    assert stored[-1][0] == text
 
 
 def test_onboarding_token_recipe_keeps_a_hostile_token_out_of_the_shell(tenant_db, sandbox):
@@ -351,6 +362,8 @@ def test_waba_reply_recipe_sends_and_records_hostile_text_unchanged(tenant_db, s
     assert json.loads(call["body"]) == {"messaging_product": "whatsapp", "recipient_type": "individual", "to": PHONE, "type": "text", "text": {"body": text}}
     recorded = json.loads((sandbox["out"] / "lead-outbound.json").read_text(encoding="utf-8"))
     assert recorded == {"to": "+" + PHONE, "text": text, "channel": "waba", "message_id": "wamid.TEST"}
+    stored = query(tenant_db, "SELECT message_text, message_id FROM wa_messages WHERE channel = 'waba' AND direction = 'outbound'")
+    assert stored == [(text, "wamid.TEST")]
 
 
 def test_waba_reply_recipe_sends_nothing_when_the_window_is_closed(tenant_db, sandbox):

@@ -32,7 +32,7 @@ domain="$(ansible-inventory -i "$INVENTORY" --host local 2>/dev/null | python3 -
 echo
 echo "Tenants (self-signed certificate, hence -k):"
 for slug in $(ansible-inventory -i "$INVENTORY" --list 2>/dev/null | python3 -c 'import json,sys; print(" ".join(json.load(sys.stdin)["openclaw_tenants"]["hosts"]))'); do
-    echo "  curl -k --resolve $slug.$domain:$port:127.0.0.1 https://$slug.$domain:$port/healthz"
+    echo "  curl -k --resolve $slug.$domain:$port:127.0.0.1 https://$slug.$domain:$port/   (401 without the token: the gateway answers)"
 done
 echo "A tenant's URL with its token: ansible-playbook -i $INVENTORY playbooks/show_access.yml -e tenant=demo"
 if [[ $OFFLINE -eq 1 ]]; then

@@ -10,6 +10,7 @@ Layout (the gateway's home is the bind-mounted state directory):
     <clients_dir>/<slug>/            root, 0755, not mounted into the container
         .openclaw-managed.json       manifest: what this collection wrote (root, 0600)
         gateway_token                the gateway token (root, 0600), handed to the gateway as OPENCLAW_GATEWAY_TOKEN
+        hooks_token                  the webhook-ingress token (root, 0600), handed to the gateway as OPENCLAW_HOOKS_TOKEN
         .openclaw/                   mounted at /home/openclaw/.openclaw, writable by the tenant's agent
             openclaw.json
             gateway_token            where earlier versions and the old scripts kept the token: adopted once, then never read
@@ -51,6 +52,10 @@ import tempfile
 STATE_DIR = ".openclaw"
 MANIFEST = ".openclaw-managed.json"
 TOKEN_FILE = "gateway_token"  # noqa: S105 - a file name, not a secret
+# The gateway refuses a hooks token equal to its gateway token, and the two
+# grant different things (webhook ingress vs. the whole gateway), so each has
+# its own file.
+HOOKS_TOKEN_FILE = "hooks_token"  # noqa: S105 - a file name, not a secret
 SKILLS_DIR = "workspace/skills"
 # Directories OpenClaw expects in its state directory.
 STATE_SUBDIRS = ("devices", "canvas", "cron", "workspace", SKILLS_DIR)
@@ -66,7 +71,9 @@ AGENT_OWNED = (
 )
 # OpenClaw writes AGENTS.md itself on first start; ours is placed only when
 # there is none or when the one there is still the one we wrote.
-AGENT_GENERATED = ("workspace/AGENTS.md",)
+# The gateway records its scheduled jobs' state in cron/jobs.json: the jobs we
+# seed are placed the same way and become the gateway's once it rewrote them.
+AGENT_GENERATED = ("workspace/AGENTS.md", "cron/jobs.json")
 # Token entropy: 32 random bytes, hex (the token travels in headers and URLs).
 TOKEN_BYTES = 32
 # What an adopted token may look like: hex, uuid or base64/url-safe text, nothing else.
@@ -286,6 +293,7 @@ class Workspace:
         self.state = os.path.join(self.root, STATE_DIR)
         self.manifest_path = os.path.join(self.root, MANIFEST)
         self.token_path = os.path.join(self.root, TOKEN_FILE)
+        self.hooks_token_path = os.path.join(self.root, HOOKS_TOKEN_FILE)
         self.uid = uid
         self.gid = gid
         self.check = check
@@ -528,33 +536,41 @@ class Workspace:
 
     def ensure_token(self, rotate):
         """The gateway token: reused when present, adopted once from .openclaw, created once, or rotated."""
+        return self._ensure_secret(TOKEN_FILE, "gateway token", rotate, adopt=True)
+
+    def ensure_hooks_token(self, rotate):
+        """The webhook-ingress token: reused when present, created once, or rotated with the gateway token."""
+        return self._ensure_secret(HOOKS_TOKEN_FILE, "hooks token", rotate, adopt=False)
+
+    def _ensure_secret(self, name, label, rotate, adopt):
+        path = os.path.join(self.root, name)
         with contextlib.ExitStack() as stack:
             root = self._open_root(stack)
-            found = stack.enter_context(_entry(root, TOKEN_FILE, MAX_TOKEN_BYTES))
+            found = stack.enter_context(_entry(root, name, MAX_TOKEN_BYTES))
             if found.problem:
-                raise WorkspaceError("%s is %s; refusing to use it" % (self.token_path, found.problem))
+                raise WorkspaceError("%s is %s; refusing to use it" % (path, found.problem))
             existing = parse_token(found.data) if found.data is not None else None
             if found.data is not None and existing is None:
-                raise WorkspaceError("%s does not hold a gateway token; remove it to have a new one made" % self.token_path)
+                raise WorkspaceError("%s does not hold a %s; remove it to have a new one made" % (path, label))
             if existing and not rotate:
                 if _meta_differs(found.info, FILE_MODE, self._root_owner()):
-                    self.changes.append("fix owner/mode of %s" % self.token_path)
+                    self.changes.append("fix owner/mode of %s" % path)
                     if not self.check:
                         _fix_meta(found.fd, found.info, FILE_MODE, self._root_owner())
                 return existing, False
-            if existing is None and not rotate:
+            if adopt and existing is None and not rotate:
                 adopted = self._legacy_token(stack, root)
                 if adopted:
                     self.token_adopted = True
-                    self.changes.append("adopt the gateway token of %s/%s" % (STATE_DIR, TOKEN_FILE))
+                    self.changes.append("adopt the %s of %s/%s" % (label, STATE_DIR, name))
                     if not self.check:
-                        _write_atomic(root, TOKEN_FILE, (adopted + "\n").encode("ascii"), FILE_MODE, self._root_owner(), self.token_path)
+                        _write_atomic(root, name, (adopted + "\n").encode("ascii"), FILE_MODE, self._root_owner(), path)
                     return adopted, False
             token = secrets.token_hex(TOKEN_BYTES)
-            self.changes.append("rotate gateway token" if existing else "create gateway token")
+            self.changes.append("%s %s" % ("rotate" if existing else "create", label))
             if not self.check:
                 found.close()
-                _write_atomic(root, TOKEN_FILE, (token + "\n").encode("ascii"), FILE_MODE, self._root_owner(), self.token_path)
+                _write_atomic(root, name, (token + "\n").encode("ascii"), FILE_MODE, self._root_owner(), path)
             return token, True
 
     def _legacy_token(self, stack, root):

@@ -22,6 +22,9 @@ description:
     that file does not exist yet, a token kept by earlier versions or the old scripts in C(.openclaw/gateway_token)
     is adopted once - only when that is a plain file of at most 4 KiB holding a token (a link, FIFO or anything else
     there is ignored and a new token is made); afterwards that file is never read again.
+  - The webhook-ingress token (the gateway's C(hooks.token), which the gateway refuses to be equal to the gateway
+    token) is kept the same way in C(<clients_dir>/<slug>/hooks_token) and handed over as C(OPENCLAW_HOOKS_TOKEN);
+    the configuration refers to that variable, so the token is in no file the agent can edit.
   - The agent can rewrite anything under C(.openclaw), so the module never follows a link there and never opens
     anything but regular files (without blocking, up to 1 MiB). A link, FIFO, device, directory or oversized file
     where a managed file or directory belongs is replaced atomically; one on a path the agent owns is left alone.
@@ -176,6 +179,12 @@ options:
         old token must be given the new one.
     type: bool
     default: false
+  rotate_hooks_token:
+    description:
+      - Replace the webhook-ingress token with a new one and recreate the container. Senders of C(/hooks/*)
+        requests (the webhook service) must be given the new one.
+    type: bool
+    default: false
   purge:
     description:
       - With O(state=absent), archive the workspace (tar.gz in O(backup_dir)) and then remove it.
@@ -264,6 +273,14 @@ token_file:
   description: The root-owned file holding the gateway token (C(<clients_dir>/<slug>/gateway_token)).
   returned: always
   type: str
+hooks_token_created:
+  description: Whether a hooks token was (or would be) created or rotated. The token itself is never returned.
+  returned: always
+  type: bool
+hooks_token_file:
+  description: The root-owned file holding the webhook-ingress token (C(<clients_dir>/<slug>/hooks_token)).
+  returned: always
+  type: str
 changes:
   description: What was (or in check mode would be) changed, one line each.
   returned: always
@@ -283,6 +300,7 @@ archive:
 import os
 from http.client import HTTPException
 from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.error import HTTPError
 from urllib.request import ProxyHandler, build_opener
 
 from ansible.module_utils.basic import AnsibleModule
@@ -314,8 +332,13 @@ from ansible_collections.openclaw.standalone.plugins.module_utils.workspace impo
 CONTAINER_HOME = "/home/openclaw/.openclaw"
 CONTAINER_PORTS = {"loopback": 18790, "lan": 18789}
 DOCKER_SOCKET = "/var/run/docker.sock"
+# Set by this module; O(env) may not override them.
+RESERVED_ENV = ("OPENCLAW_GATEWAY_TOKEN", "OPENCLAW_HOOKS_TOKEN", "OPENCLAW_DB_URL", "OPENCLAW_GATEWAY_BIND")
 # The gateway itself always listens on 18789 inside the container.
-HEALTHCHECK = ["CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:18789/healthz"]
+# OpenClaw 2026.2.17 has no health endpoint (/healthz came later): the gateway is
+# up when it answers HTTP on its port at all, whatever the status. curl without
+# -f exits 0 on any answer and non-zero when nothing listens.
+HEALTHCHECK = ["CMD", "curl", "-sS", "-o", "/dev/null", "--max-time", "4", "http://127.0.0.1:18789/healthz"]
 
 
 def input_problems(params):
@@ -342,7 +365,7 @@ def input_problems(params):
         elif (params["db_password_file"] or params["db_password"]) and parts.password:
             problems.append("db_url must not carry a password when db_password or db_password_file is set")
     for name in params["env"]:
-        if not name or "=" in name or name in ("OPENCLAW_GATEWAY_TOKEN", "OPENCLAW_DB_URL", "OPENCLAW_GATEWAY_BIND"):
+        if not name or "=" in name or name in RESERVED_ENV:
             problems.append("env: %r is not allowed (empty, contains '=', or set by this module)" % name)
     if params["purge"] and params["state"] != "absent":
         problems.append("purge is only valid with state absent")
@@ -427,7 +450,7 @@ def container_params(params, gateway_bind):
 
 
 def gateway_probe(port):
-    """A callable that is True once the gateway answers /healthz on its published loopback port."""
+    """A callable that is True once the gateway answers HTTP (any status, see HEALTHCHECK) on its published loopback port."""
 
     # No proxy from the environment may sit between the server and its own loopback.
     opener = build_opener(ProxyHandler({}))
@@ -435,7 +458,9 @@ def gateway_probe(port):
     def answers():
         try:
             with opener.open("http://127.0.0.1:%d/healthz" % port, timeout=2) as response:
-                return response.status == 200
+                return response.status < 500
+        except HTTPError as error:
+            return error.code < 500
         except (OSError, ValueError, HTTPException):
             return False
 
@@ -471,6 +496,7 @@ def main():
         allow_dangerous=dict(type="list", elements="str", default=[], choices=sorted(DANGEROUS_SETTINGS)),
         server=dict(type="str"),
         rotate_token=dict(type="bool", default=False, no_log=False),
+        rotate_hooks_token=dict(type="bool", default=False, no_log=False),
         purge=dict(type="bool", default=False),
         backup_dir=dict(type="path", default="/var/backups/openclaw"),
         log_max_size=dict(type="str", default="10m"),
@@ -498,6 +524,8 @@ def main():
         token_created=False,
         token_adopted=False,
         token_file=workspace.token_path,
+        hooks_token_created=False,
+        hooks_token_file=workspace.hooks_token_path,
         changes=[],
         workspace=workspace.state,
         container={},
@@ -533,6 +561,8 @@ def main():
         module.no_log_values.add(token)
         result["token_created"] = created
         result["token_adopted"] = workspace.token_adopted
+        hooks_token, result["hooks_token_created"] = workspace.ensure_hooks_token(params["rotate_hooks_token"])
+        module.no_log_values.add(hooks_token)
         workspace.sync_files(params["files"], set(params["secret_files"]))
         if params["skills_src"]:
             workspace.sync_skills(params["skills_src"])
@@ -540,6 +570,7 @@ def main():
 
         secrets = dict(params["env"])
         secrets["OPENCLAW_GATEWAY_TOKEN"] = token
+        secrets["OPENCLAW_HOOKS_TOKEN"] = hooks_token
         if params["db_url"]:
             db_url = params["db_url"]
             if params["db_password"]:

@@ -33,10 +33,14 @@ PACKAGES=(
     ca-certificates
     curl
     netbase
+    nodejs
     postgresql-15
     postgresql-client-15
     procps
     python3
+    python3-jsonschema
+    python3-psycopg2
+    python3-requests
     socat
     tini
     util-linux
@@ -49,6 +53,13 @@ HASH_LABEL=org.openclaw.test.content-hash
 IMAGES=(
     "openclaw-test/gateway:latest gateway"
     "openclaw-test/postgres:16 postgres"
+)
+# Files from elsewhere in the collection that a build context needs (path
+# relative to the repository root), copied next to the context's own files:
+# the gateway stand-in enforces the very schema the tenant role validates
+# against, so there is one copy of it.
+declare -A CONTEXT_EXTRAS=(
+    [gateway]="roles/tenant/files/openclaw-gateway.schema.json"
 )
 
 FORCE=0
@@ -280,10 +291,24 @@ main() {
     fi
 
     ensure_base_image "$hash" "$tarball"
-    local entry
+    local entry context extra
     for entry in "${IMAGES[@]}"; do
         read -r ref dir <<<"$entry"
-        ensure_image "$ref" "$HERE/$dir" "$hash"
+        context="$HERE/$dir"
+        if [[ -n "${CONTEXT_EXTRAS[$dir]:-}" ]]; then
+            TMP_BUILD_DIR="$(mktemp -d)"
+            context="$TMP_BUILD_DIR/$dir"
+            mkdir "$context"
+            cp -a "$HERE/$dir/." "$context/"
+            for extra in ${CONTEXT_EXTRAS[$dir]}; do
+                install -m 0644 "$REPO_ROOT/$extra" "$context/$(basename "$extra")"
+            done
+        fi
+        ensure_image "$ref" "$context" "$hash"
+        if [[ "$context" != "$HERE/$dir" ]]; then
+            rm -rf "$TMP_BUILD_DIR"
+            TMP_BUILD_DIR=""
+        fi
     done
 }
 

@@ -93,7 +93,7 @@ def wait_until(probe, timeout: float, what: str):
 
 
 @pytest.mark.docker
-def test_gateway_standin_image_answers_healthz_and_checks_the_token(docker_client, test_images):
+def test_gateway_standin_image_answers_and_checks_the_token(docker_client, test_images):
     port = free_port()
     container = docker_client.containers.run(
         test_images["gateway"],
@@ -104,9 +104,11 @@ def test_gateway_standin_image_answers_healthz_and_checks_the_token(docker_clien
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        status, body = wait_until(lambda: http_get(f"{base}/healthz"), 30, "gateway stand-in /healthz")
-        assert status == 200
-        assert '"ok": true' in body
+        # Like OpenClaw 2026.2.17 there is no health endpoint: /healthz needs the token like any path.
+        status, body = wait_until(lambda: http_get(f"{base}/healthz"), 30, "gateway stand-in")
+        assert status == 401
+        assert '"unauthorized"' in body
+        assert http_get(f"{base}/healthz", headers={"Authorization": "Bearer harness-token"})[0] == 404
         assert http_get(f"{base}/")[0] == 401
         assert http_get(f"{base}/", headers={"Authorization": "Bearer wrong"})[0] == 401
         assert http_get(f"{base}/", headers={"Authorization": "Bearer harness-token"})[0] == 200

@@ -32,7 +32,7 @@ def site(nginx_server, tmp_path):
     gateways = []
     for port in (alpha_port, beta_port):
         process = subprocess.Popen(
-            [sys.executable, str(STANDIN), "gateway", "--bind", "loopback", "--port", str(port), "--token", f"token-{port}"],
+            [sys.executable, str(STANDIN), "gateway", "--bind", "loopback", "--port", str(port), "--token", f"token-{port}", "--allow-unconfigured"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -87,7 +87,7 @@ def test_each_slug_is_routed_over_tls_and_a_second_run_changes_nothing(site):
     assert https(site, f"beta.{DOMAIN}", "/", {"Authorization": f"Bearer token-{site_port(site, 'beta')}"})[0] == 200
     # Tenants' tokens do not cross: alpha's token is wrong for beta's gateway.
     assert https(site, f"beta.{DOMAIN}", "/", {"Authorization": f"Bearer token-{site_port(site, 'alpha')}"})[0] == 401
-    assert https(site, f"nobody.{DOMAIN}")[0] == 404
+    assert https(site, f"nobody.{DOMAIN}")[0] == 421
 
     redirect = http.client.HTTPConnection("127.0.0.1", site["http_port"], timeout=5)
     redirect.request("GET", "/x", headers={"Host": f"alpha.{DOMAIN}"})
@@ -174,7 +174,7 @@ def test_check_mode_predicts_a_route_change_and_touches_nothing(site, tmp_path):
     assert counters["srv1"]["changed"] >= 1, plan.stdout[-6000:]  # the reload it would do
     assert "+gamma 127.0.0.1:" in plan.stdout
     assert map_file.read_text() == before
-    assert https(site, f"gamma.{DOMAIN}")[0] == 404
+    assert https(site, f"gamma.{DOMAIN}")[0] == 421
     applied = converge(site)
     assert applied.returncode == 0
     assert https(site, f"gamma.{DOMAIN}", "/", {"Authorization": f"Bearer token-{site_port(site, 'alpha')}"})[0] == 200
@@ -232,6 +232,6 @@ def test_shared_service_locations_when_configured(site):
         assert (response.status, response.read().decode()) == (200, f"/aliya/video.mp4 {2 * 1024 * 1024}")
         # Without the services configured, the bare domain has no server of its own.
         assert converge(site).returncode == 0
-        assert https(site, DOMAIN, "/openclaw/webhooks/waba")[0] == 404
+        assert https(site, DOMAIN, "/openclaw/webhooks/waba")[0] == 421
     finally:
         upstream.shutdown()

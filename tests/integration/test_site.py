@@ -22,6 +22,13 @@ from harness.docker import remove_everything_named
 PLAYBOOK = "playbooks/site.yml"
 
 
+# The gateway (2026.2.17 has no health endpoint) refuses an unauthenticated
+# request with 401: that answer proves the route reached a gateway; nginx says
+# 421 for a host it routes nowhere.
+GATEWAY_ANSWERED = 401
+NO_ROUTE = 421
+
+
 def https_status(port, host, path="/healthz"):
     context = ssl.create_default_context()
     context.check_hostname = False
@@ -134,9 +141,9 @@ def test_sharded_site_converges_serves_and_plans_exactly(sharded):
     map_b = Path(sharded.servers["srvB"]["openclaw_nginx_openclaw_dir"], "tenants.map").read_text(encoding="utf-8")
     assert sharded.slug("a1") in map_a and sharded.slug("a2") in map_a and sharded.slug("b1") not in map_a
     assert sharded.slug("b1") in map_b and sharded.slug("a1") not in map_b
-    assert https_status(sharded.ports["srvA"], f"{sharded.slug('a1')}.{sharded.domain}") == 200
-    assert https_status(sharded.ports["srvB"], f"{sharded.slug('b1')}.{sharded.domain}") == 200
-    assert https_status(sharded.ports["srvB"], f"{sharded.slug('a1')}.{sharded.domain}") != 200
+    assert https_status(sharded.ports["srvA"], f"{sharded.slug('a1')}.{sharded.domain}") == GATEWAY_ANSWERED
+    assert https_status(sharded.ports["srvB"], f"{sharded.slug('b1')}.{sharded.domain}") == GATEWAY_ANSWERED
+    assert https_status(sharded.ports["srvB"], f"{sharded.slug('a1')}.{sharded.domain}") == NO_ROUTE
     for name, server in (("a1", "srvA"), ("a2", "srvA"), ("b1", "srvB")):
         container = sharded.client.containers.get(f"openclaw-{sharded.slug(name)}")
         assert container.labels["org.openclaw.standalone.server"] == server
@@ -159,7 +166,7 @@ def test_sharded_site_converges_serves_and_plans_exactly(sharded):
 
     applied = sharded.converge(tenants)
     assert changed_hosts(applied) == planned
-    assert https_status(sharded.ports["srvA"], f"{sharded.slug('a3')}.{sharded.domain}") == 200
+    assert https_status(sharded.ports["srvA"], f"{sharded.slug('a3')}.{sharded.domain}") == GATEWAY_ANSWERED
 
 
 def test_plan_for_new_servers_changes_nothing(sharded):

@@ -21,6 +21,22 @@ if [[ -z "${OPENCLAW_GATEWAY_TOKEN:-}" ]]; then
     exit 64
 fi
 
+# Level-1 Conversions API events go out without an operator: every
+# OPENCLAW_CAPI_SWEEP_INTERVAL seconds `openclaw-capi sweep` sends the events of
+# the dialogs that reached their threshold (batched, deduplicated, logged in
+# capi_events_log). It runs here rather than on the host or as a gateway cron
+# job: it needs only the tenant's own database role, it costs no model turn,
+# and it lives and dies with the tenant. Its JSON lines go to the container log.
+sweep_interval="${OPENCLAW_CAPI_SWEEP_INTERVAL:-0}"
+if [[ "$sweep_interval" =~ ^[0-9]+$ ]] && (( sweep_interval > 0 )) && command -v openclaw-capi >/dev/null; then
+    (
+        trap 'exit 0' TERM INT
+        while sleep "$sweep_interval"; do
+            openclaw-capi sweep </dev/null || true
+        done
+    ) &
+fi
+
 case "${OPENCLAW_GATEWAY_BIND:-loopback}" in
     lan)
         exec openclaw gateway --bind lan --port 18789 --auth token

@@ -30,6 +30,7 @@ FILES = {
     "workspace/TOOLS.md": "tools\n",
     "cron/jobs.json": "[]\n",
     "workspace/AGENTS.md": "ours\n",
+    "hooks/openclaw-lead/handler.js": "export default () => {};\n",
 }
 SKILL = "workspace/skills/fb-report/SKILL.md"
 SKILL_TEXT = "report\n"
@@ -379,7 +380,7 @@ def test_a_link_as_tenant_or_state_directory_is_refused(clients, host, where):
 
 # -- a hostile agent: every path a converge touches ------------------------------
 
-FILE_PATHS = ["openclaw.json", "workspace/TOOLS.md", "cron/jobs.json", SKILL]
+FILE_PATHS = ["openclaw.json", "workspace/TOOLS.md", "hooks/openclaw-lead/handler.js", SKILL]
 FILE_PLANTS = ["link", "devzero", "fifo", "directory", "big", "regular"]
 
 

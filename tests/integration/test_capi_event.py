@@ -315,3 +315,73 @@ def test_tenant_mode_refuses_a_superuser_login(pg_cluster, graph_api, tenant_db)
     assert log_rows(tenant_db, phone) == []
     # The same call as the tenant's role goes through.
     assert capi(pg_cluster, graph_api, tenant_db, {"phone": phone, "level": 1}).result["sent"] is True
+
+
+def pending_only(tenant_db, *phones):
+    """Other tests' dialogs are out of the sweep's way."""
+    sql(tenant_db, "UPDATE wa_dialogs SET l1_sent = true WHERE NOT (phone = ANY(%s))", ([*phones, *("+" + phone for phone in phones)],))
+
+
+def test_sweep_sends_level_1_for_dialogs_over_the_threshold_once(pg_cluster, graph_api, tenant_db):
+    over, under = new_dialog(tenant_db), new_dialog(tenant_db)
+    sql(tenant_db, "UPDATE wa_dialogs SET capi_msg_count = CASE WHEN phone = %s THEN 3 ELSE 2 END WHERE phone IN (%s, %s)", (over, over, under))
+    pending_only(tenant_db, over, under)
+
+    predicted = capi(pg_cluster, graph_api, tenant_db, {"sweep": True}, "--check")
+    assert predicted.returncode == 0, predicted.stdout
+    assert (predicted.result["changed"], predicted.result["candidates"], len(predicted.result["events"])) == (True, 1, 1)
+    assert graph_api.requests() == []
+    assert log_rows(tenant_db, over) == []
+
+    swept = capi(pg_cluster, graph_api, tenant_db, {"sweep": True})
+    assert swept.returncode == 0, swept.stdout
+    assert (swept.result["changed"], swept.result["marked"], swept.result["events_received"], swept.result["requests"]) == (True, 1, 1, 1)
+    (request,) = graph_api.requests()
+    (event,) = request["events"]
+    assert event["user_data"]["whatsapp_business_account_id"] == WABA
+    assert event["user_data"]["ctwa_clid"].startswith("ARAkLk")
+    assert flags(tenant_db, over, 1)[0] is True
+    assert flags(tenant_db, under, 1) == (False, None)
+    assert TOKEN not in swept.stdout + swept.stderr
+
+    # The sweep's event id is the single send's: a later single send finds it marked.
+    single = capi(pg_cluster, graph_api, tenant_db, {"phone": over, "level": 1})
+    assert (single.result["changed"], single.result["event_id"]) == (False, event["event_id"])
+    again = capi(pg_cluster, graph_api, tenant_db, {"sweep": True})
+    assert (again.result["changed"], again.result["candidates"]) == (False, 0)
+    assert len(graph_api.requests()) == 1
+
+
+def test_sweep_isolates_the_event_meta_rejects(pg_cluster, graph_api, tenant_db):
+    # 64 upper-case hex characters pass the local check but Meta refuses a hashed click id.
+    phones = [new_dialog(tenant_db), new_dialog(tenant_db, ctwa_clid=secrets.token_hex(32).upper()), new_dialog(tenant_db)]
+    sql(tenant_db, "UPDATE wa_dialogs SET capi_msg_count = 5 WHERE phone = ANY(%s)", (phones,))
+    pending_only(tenant_db, *phones)
+    swept = capi(pg_cluster, graph_api, tenant_db, {"sweep": True})
+    assert swept.returncode == 0, swept.stdout
+    assert (swept.result["marked"], swept.result["events_received"]) == (2, 2)
+    assert len(swept.result["rejected"]) == 1 and "subcode 2804019" in swept.result["rejected"][0]["reason"]
+    assert [len(request["events"]) for request in graph_api.requests()] == [3, 2]
+    assert [flags(tenant_db, phone, 1)[0] for phone in phones] == [True, False, True]
+    assert [row[0] for row in log_rows(tenant_db, phones[1])] == ["error"]
+
+
+def test_dialog_known_only_by_bsuid(pg_cluster, graph_api, tenant_db):
+    bsuid = "KZ." + str(secrets.randbelow(10**15))
+    sql(tenant_db, "INSERT INTO wa_dialogs (bsuid, incoming_count, ctwa_clid) VALUES (%s, 4, 'ARAkLk-bsuid')", (bsuid,))
+    sent = capi(pg_cluster, graph_api, tenant_db, {"bsuid": bsuid, "level": 2})
+    assert sent.returncode == 0, sent.stdout
+    assert sent.result["sent"] is True
+    (request,) = graph_api.requests()
+    assert "ph" not in request["events"][0]["user_data"]
+    assert sql(tenant_db, "SELECT phone, bsuid, status FROM capi_events_log WHERE bsuid = %s", (bsuid,)) == [(None, bsuid, "success")]
+
+    no_click = "KZ." + str(secrets.randbelow(10**15))
+    sql(tenant_db, "INSERT INTO wa_dialogs (bsuid, incoming_count) VALUES (%s, 4)", (no_click,))
+    skipped = capi(pg_cluster, graph_api, tenant_db, {"bsuid": no_click, "level": 2})
+    assert skipped.returncode == 0 and "no phone number and no ctwa_clid" in skipped.result["reason"]
+    assert len(graph_api.requests()) == 1
+    refused = capi(pg_cluster, graph_api, tenant_db, {"bsuid": "not a bsuid", "level": 2})
+    assert refused.returncode != 0 and "business-scoped user id" in refused.result["msg"]
+    both = capi(pg_cluster, graph_api, tenant_db, {"bsuid": bsuid, "phone": "77011234567", "level": 2})
+    assert both.returncode != 0 and "exactly one of phone or bsuid" in both.result["msg"]

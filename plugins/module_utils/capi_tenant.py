@@ -387,9 +387,10 @@ class TenantSender:
                     continue
                 problems = capi.event_problems(event)
                 if problems:
+                    # The same data would fail again: logged once as skipped, it is left out of later sweeps.
                     reason = "; ".join(problems)
                     if not self.check_mode:
-                        insert_log(cur, log, event_id, "error", error_text="not sent: " + reason)
+                        insert_log(cur, log, event_id, "skipped", error_text="Meta would reject the event, not sent: " + reason)
                     summary["rejected"].append({"dialog_id": str(dialog_id), "event_id": event_id, "reason": reason})
                     continue
                 events.append(event)
@@ -411,7 +412,11 @@ class TenantSender:
                     mark_sent(cur, dialog["id"], 1, event_id)
                     summary["marked"] += 1
                 elif result["error"] is not None and outcome["fatal"] is None:
+                    # Rejected on its own: resending the same event would fail the same way
+                    # every sweep. The skipped row leaves it out of later sweeps; capi_event
+                    # with force=true sends it once its data is fixed.
                     reason = "rejected by Meta: " + result["error"].describe()
+                    insert_log(cur, log, event_id, "skipped", error_text=reason + "; not sent again by the sweep")
                     summary["rejected"].append({"dialog_id": str(dialog["id"]), "event_id": event_id, "reason": reason})
             conn.commit()
         if outcome["fatal"] is not None:

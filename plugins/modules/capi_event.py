@@ -80,7 +80,9 @@ options:
     description:
       - Tenant mode - send level 1 for every dialog over C(capi_settings.l1_threshold) that has not had it,
         instead of one dialog's O(level). Takes no O(phone), O(bsuid) or O(level).
-      - A dialog once logged as skipped is not swept again.
+      - A dialog once logged as skipped is not swept again; that includes an event Meta rejected on its own or that
+        local validation refused (the same data would fail again). Send such a level with O(phone) or O(bsuid) and
+        O(force=true) once the data is fixed.
     type: bool
     default: false
   limit:
@@ -318,8 +320,9 @@ requests:
 rejected:
   description:
     - Events of a batch that were not accepted - by local validation or by Meta - with the reason (C(index)).
-    - With O(sweep), the dialogs whose level 1 event was not accepted (C(dialog_id), C(event_id), C(reason)); each is
-      logged as an error in C(capi_events_log) and stays unmarked.
+    - With O(sweep), the dialogs whose level 1 event was not accepted (C(dialog_id), C(event_id), C(reason)); each
+      attempt is logged as an error in C(capi_events_log), then a C(skipped) row keeps later sweeps from sending the
+      same event again; the dialog stays unmarked.
   returned: with O(events) or O(sweep)
   type: list
   elements: dict

@@ -47,6 +47,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import re
 import sys
@@ -279,7 +280,7 @@ def positive(text):
 
 def non_negative(text):
     number = float(text)
-    if not number >= 0 or number == float("inf"):
+    if not math.isfinite(number) or number < 0:
         raise argparse.ArgumentTypeError("must be a number of at least 0")
     return number
 

@@ -21,10 +21,11 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export OPENCLAW_CACHE_DIR := $(CACHE)
 
 # Debian packages: the controller venv's Python, the services the tests run
-# for real, the tools the test images are built with, and the Python
+# for real, the tools the test images are built with, the ones the tests run
+# skill recipes (jq) and gateway hooks (nodejs) with, and the Python
 # libraries the modules import on a managed server (this host, in the demo).
 DEBIAN_PACKAGES := python3 python3-venv python3-docker python3-psycopg2 python3-requests \
-	git ca-certificates curl openssl tar nodejs \
+	git ca-certificates curl jq openssl tar nodejs \
 	postgresql postgresql-client nginx pebble certbot python3-certbot-dns-rfc2136 bind9 debootstrap shellcheck
 
 PYTEST_ARGS ?=

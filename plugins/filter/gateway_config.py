@@ -39,7 +39,7 @@ def _schema(path):
             with open(path, encoding="utf-8") as handle:
                 _SCHEMAS[path] = json.load(handle)
         except (OSError, ValueError) as exc:
-            raise AnsibleFilterError("cannot read the gateway schema %s: %s" % (path, to_native(exc)))
+            raise AnsibleFilterError("cannot read the gateway schema %s: %s" % (path, to_native(exc))) from exc
     return _SCHEMAS[path]
 
 
@@ -55,10 +55,10 @@ def _strings(value, path=()):
         yield path, value
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from _strings(item, path + (key,))
+            yield from _strings(item, (*path, key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _strings(item, path + (index,))
+            yield from _strings(item, (*path, index))
 
 
 def gateway_config_problems(config, schema_file, env_names=None):

@@ -574,7 +574,7 @@ SETTING_RULES = {
     "openclaw_nginx_map_hash_bucket_size": _positive_int,
     "openclaw_nginx_map_hash_max_size": _positive_int,
     "openclaw_meta_graph_api_version": _matching(_API_VERSION, "api-version", "is not a Graph API version such as v21.0"),
-    "openclaw_capi_api_version": _matching(_API_VERSION, "api-version", "is not a Graph API version such as v21.0"),
+    "openclaw_graph_api_version": _matching(_API_VERSION, "api-version", "is not a Graph API version such as v21.0"),
 }
 # Ports a server listens on besides the tenant gateways (nginx's public ones only matter when equal).
 NGINX_PORT_DEFAULTS = {"openclaw_nginx_http_port": 80, "openclaw_nginx_https_port": 443, "openclaw_nginx_status_port": 18999}

@@ -299,8 +299,8 @@ archive:
 
 import os
 from http.client import HTTPException
-from urllib.parse import quote, urlsplit, urlunsplit
 from urllib.error import HTTPError
+from urllib.parse import quote, urlsplit, urlunsplit
 from urllib.request import ProxyHandler, build_opener
 
 from ansible.module_utils.basic import AnsibleModule

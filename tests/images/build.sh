@@ -32,6 +32,7 @@ ROOTFS_RECIPE_VERSION=1
 PACKAGES=(
     ca-certificates
     curl
+    jq
     netbase
     nodejs
     postgresql-15

@@ -24,7 +24,9 @@ PLAYBOOK = "tests/playbooks/tls_site.yml"
 @pytest.fixture
 def tls_site(pebble, nginx_server, tmp_path):
     http_port, https_port, status_port, gateway_port = free_ports(4)
-    gateway = subprocess.Popen([sys.executable, str(STANDIN), "gateway", "--bind", "loopback", "--port", str(gateway_port), "--token", "t", "--allow-unconfigured"])
+    gateway = subprocess.Popen(
+        [sys.executable, str(STANDIN), "gateway", "--bind", "loopback", "--port", str(gateway_port), "--token", "t", "--allow-unconfigured"]
+    )
     wait_for_port(gateway_port, 15, "gateway stand-in", process=gateway)
     local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
     certs = tmp_path / "certs"

@@ -135,7 +135,7 @@ class Gateway:
         data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, method=method, headers=headers or {})
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode()
@@ -229,7 +229,10 @@ def test_a_wrong_key_fails_the_role_check_and_the_gateway(rendered, gateway, tmp
 
 
 def test_the_gateway_refuses_an_unset_hooks_token_or_the_gateway_token_as_hooks_token(rendered, gateway):
-    assert 'Missing env var "OPENCLAW_HOOKS_TOKEN" referenced at config path: hooks.token' in gateway(rendered["minimal"], env={"OPENCLAW_HOOKS_TOKEN": ""}).refusal()
+    assert (
+        'Missing env var "OPENCLAW_HOOKS_TOKEN" referenced at config path: hooks.token'
+        in gateway(rendered["minimal"], env={"OPENCLAW_HOOKS_TOKEN": ""}).refusal()
+    )
     assert "hooks.token must not match gateway auth token" in gateway(rendered["minimal"], env={"OPENCLAW_HOOKS_TOKEN": GATEWAY_TOKEN}).refusal()
     assert "Missing config" in gateway(None).refusal()
 
@@ -296,7 +299,7 @@ def received(content: str, name: str) -> dict:
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is installed by `make host`; the gateway runs hooks with it")
 def test_the_lead_hook_hands_each_whatsapp_message_to_openclaw_lead_as_data(rendered, gateway, tmp_path):
     probe = tmp_path / "pwned"
-    hostile = f"Aigerim'\"; touch {probe}; echo \"$(touch {probe})`touch {probe}`\nTEXT\nEOF"
+    hostile = f'Aigerim\'"; touch {probe}; echo "$(touch {probe})`touch {probe}`\nTEXT\nEOF'
     captured = tmp_path / "captured"
     captured.mkdir()
     bin_dir = fake_command(tmp_path / "bin", f'cat > "{captured}/$(date +%s%N).json"\n')

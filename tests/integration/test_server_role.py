@@ -208,15 +208,20 @@ def test_container_mode_converges_once_and_then_changes_nothing(server):
     assert {name: server.container(f"{server.ident}-{name}").id for name in ids_before} == ids_before
 
 
-def test_runtime_image_runs_a_gateway_behind_socat(server, docker_client):
+def test_runtime_image_runs_a_gateway_behind_socat(server, docker_client, tmp_path):
     ok(server.converge())
     token = uuid.uuid4().hex
     (host_port,) = free_ports(1)
+    # The smallest configuration the gateway starts with (it refuses to start without one).
+    config = tmp_path / "openclaw.json"
+    config.write_text(json.dumps({"gateway": {"mode": "local", "auth": {"mode": "token"}}}), encoding="utf-8")
+    config.chmod(0o644)
     container = docker_client.containers.run(
         f"{server.ident}-runtime:2026.2.17",
         name=f"{server.ident}-gw",
         detach=True,
-        environment={"OPENCLAW_GATEWAY_TOKEN": token},
+        environment={"OPENCLAW_GATEWAY_TOKEN": token, "OPENCLAW_CONFIG_PATH": "/etc/openclaw-test/openclaw.json"},
+        volumes={str(config): {"bind": "/etc/openclaw-test/openclaw.json", "mode": "ro"}},
         ports={"18790/tcp": ("127.0.0.1", host_port)},
         init=True,
     )

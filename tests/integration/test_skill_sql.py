@@ -149,7 +149,7 @@ def tenant_db(pg_cluster, tmp_path_factory):
 
 def run_psql(tenant_db, sql: str) -> subprocess.CompletedProcess:
     body = "\n".join(line for line in sql.split("\n") if line.strip().upper() not in ("BEGIN;", "COMMIT;")).strip()
-    if not body.endswith(";") and not body.split("\n")[-1].lstrip().startswith("\\") and not body.endswith("\\gset"):
+    if not body.endswith(";") and not body.rsplit("\n", maxsplit=1)[-1].lstrip().startswith("\\") and not body.endswith("\\gset"):
         body += ";"  # one-line examples written without the semicolon
     script = "BEGIN;\n" + body + "\nROLLBACK;\n"
     names = set(VARIABLE.findall(body)) - {"v"} - set(re.findall(r"^\\set (\w+)", body, re.M))

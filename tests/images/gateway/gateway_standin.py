@@ -74,7 +74,11 @@ HERE = Path(__file__).resolve().parent
 # In the image the schema sits next to this file (build.sh copies it in); run
 # from a checkout, it is the tenant role's own copy.
 SCHEMA_FILE = next(
-    (path for path in (HERE / "openclaw-gateway.schema.json", HERE.parents[2] / "roles" / "tenant" / "files" / "openclaw-gateway.schema.json") if path.is_file()),
+    (
+        path
+        for path in (HERE / "openclaw-gateway.schema.json", HERE.parents[2] / "roles" / "tenant" / "files" / "openclaw-gateway.schema.json")
+        if path.is_file()
+    ),
     HERE / "openclaw-gateway.schema.json",
 )
 HOOK_RUNNER = HERE / "run_hook.mjs"
@@ -245,7 +249,7 @@ class GatewayHandler(BaseHTTPRequestHandler):
     def send_text(self, status: int, text: str, extra: dict[str, str] | None = None) -> None:
         self.send_body(status, (text + "\n").encode(), "text/plain; charset=utf-8", extra)
 
-    def serve_hook(self, action: str, hooks: dict) -> None:
+    def serve_hook(self, action: str, hooks: dict) -> None:  # noqa: PLR0911 - one answer per rule, in the gateway's order
         if "token" in parse_qs(urlsplit(self.path).query):
             self.drain_body()
             self.send_text(400, "Hook token must be provided via Authorization: Bearer <token> or X-OpenClaw-Token header (query parameters are not allowed).")
@@ -308,7 +312,7 @@ class GatewayHandler(BaseHTTPRequestHandler):
             if not isinstance(session_key, str) or (prefixes and not any(session_key.startswith(prefix) for prefix in prefixes)):
                 return "sessionKey must start with one of: " + ", ".join(prefixes)
         channel = payload.get("channel")
-        channels = ["last"] + sorted(key for key in (self.server.config.get("channels") or {}) if key != "defaults")
+        channels = ["last", *sorted(key for key in (self.server.config.get("channels") or {}) if key != "defaults")]
         if channel is not None and channel not in channels:
             return "channel must be " + "|".join(channels)
         if "model" in payload and not (isinstance(payload["model"], str) and payload["model"].strip()):
@@ -545,7 +549,9 @@ def discover_hooks(config: dict, state_dir: Path) -> list[dict]:
             fields = front_matter(manifest.read_text(encoding="utf-8", errors="replace"))
             meta = (fields.get("metadata") or {}).get("openclaw") or {}
             name = fields.get("name") or directory.name
-            handler = next((directory / candidate for candidate in ("handler.js", "index.js", "handler.ts", "index.ts") if (directory / candidate).is_file()), None)
+            handler = next(
+                (directory / candidate for candidate in ("handler.js", "index.js", "handler.ts", "index.ts") if (directory / candidate).is_file()), None
+            )
             if handler is None or (entries.get(name) or {}).get("enabled") is False:
                 continue
             if handler.suffix == ".ts":

@@ -4,7 +4,14 @@
 // line, so a customer's name or text is only ever data. The agent must not
 // wait for bookkeeping: the child is detached and not awaited, and nothing
 // here throws.
-import { spawn } from "node:child_process";
+//
+// CommonJS on purpose: the gateway imports the file by URL and calls its
+// default export, which for a CommonJS module is module.exports on every Node
+// release, while ES module syntax in a .js file needs Node's newer syntax
+// detection or a package.json the hook loader does not expect.
+"use strict";
+
+const { spawn } = require("node:child_process");
 
 const COMMAND = "openclaw-lead";
 // A stuck database connection must not leave processes behind.
@@ -14,7 +21,7 @@ function logLine(level, msg, extra = {}) {
   console.error(JSON.stringify({ ts: new Date().toISOString(), level, src: "openclaw-lead-hook", msg, ...extra }));
 }
 
-export default async function recordInboundMessage(event) {
+module.exports = async function recordInboundMessage(event) {
   if (event?.type !== "message" || event?.action !== "received") return;
   if (event.context?.channelId !== "whatsapp") return;
   try {
@@ -40,4 +47,4 @@ export default async function recordInboundMessage(event) {
   } catch (error) {
     logLine("error", "could not hand the message over", { error: String(error) });
   }
-}
+};

@@ -43,6 +43,28 @@ def _schema(path):
     return _SCHEMAS[path]
 
 
+def _resolve(root, reference):
+    node = root
+    for part in reference.lstrip("#/").split("/"):
+        node = node[part]
+    return node
+
+
+def _rule(root, schema_path):
+    """The x-message of the rule an error comes from: cross-field rules (if/then) say it better than the keyword."""
+    node, rule = root, None
+    for part in schema_path:
+        while isinstance(node, dict) and "$ref" in node and part not in node:
+            node = _resolve(root, node["$ref"])
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            break
+        if isinstance(node, dict) and "x-message" in node:
+            rule = node["x-message"]
+    return rule
+
+
 def _dotted(path):
     text = ""
     for part in path:
@@ -75,10 +97,11 @@ def gateway_config_problems(config, schema_file, env_names=None):
             config = json.loads(config)
         except ValueError as exc:
             return ["openclaw.json: not valid JSON (%s)" % to_native(exc)]
-    validator = jsonschema.Draft7Validator(_schema(schema_file))
+    schema = _schema(schema_file)
+    validator = jsonschema.Draft7Validator(schema)
     problems = []
     for error in sorted(validator.iter_errors(config), key=lambda item: list(map(str, item.absolute_path))):
-        rule = error.schema.get("x-message") if isinstance(error.schema, dict) else None
+        rule = _rule(schema, error.absolute_schema_path)
         problems.append("openclaw.json: %s: %s" % (_dotted(error.absolute_path), rule or error.message))
     for path, text in _strings(config):
         for name in ENV_REFERENCE.findall(text):

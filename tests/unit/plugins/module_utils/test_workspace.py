@@ -280,15 +280,16 @@ def test_changed_file_is_diffed_and_secret_files_are_hidden(clients):
     assert "two" not in diffs["secret.env"]["after"] and "content hidden" in diffs["secret.env"]["after"]
 
 
-def test_agents_md_is_ours_only_until_openclaw_rewrites_it(clients):
-    converge(clients, {"workspace/AGENTS.md": "ours\n"})
-    agents = clients / "aliya" / ".openclaw" / "workspace" / "AGENTS.md"
-    assert agents.read_text() == "ours\n"
-    converge(clients, {"workspace/AGENTS.md": "ours, updated\n"})
-    assert agents.read_text() == "ours, updated\n"
-    agents.write_text("written by OpenClaw\n")
-    converge(clients, {"workspace/AGENTS.md": "ours again\n"})
-    assert agents.read_text() == "written by OpenClaw\n"
+@pytest.mark.parametrize("relative", ["workspace/AGENTS.md", "cron/jobs.json"])
+def test_a_gateway_written_file_is_ours_only_until_openclaw_rewrites_it(clients, relative):
+    converge(clients, {relative: "ours\n"})
+    written = clients / "aliya" / ".openclaw" / relative
+    assert written.read_text() == "ours\n"
+    converge(clients, {relative: "ours, updated\n"})
+    assert written.read_text() == "ours, updated\n"
+    written.write_text("written by OpenClaw\n")
+    converge(clients, {relative: "ours again\n"})
+    assert written.read_text() == "written by OpenClaw\n"
 
 
 def test_skills_are_mirrored_and_only_our_copies_removed(clients, tmp_path):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import shutil
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from contextlib import closing
 from pathlib import Path
 
@@ -85,3 +88,14 @@ def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=timeout)
+
+
+def loopback_request(port: int, method: str, path: str, body=None, headers: dict | None = None) -> tuple[int, str]:
+    """One HTTP request to 127.0.0.1:<port>: (status, body) whatever the status; a dict body is sent as JSON."""
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"http://{LOOPBACK}:{port}{path}", data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()

@@ -856,3 +856,14 @@ def _check_business_messaging(index: int, event: dict, user_data: dict) -> None:
             "Messaging Event Invalid Event Type",
             f"{event['event_name']!r} is not supported for business_messaging events; use one of {', '.join(sorted(BUSINESS_MESSAGING_EVENTS))}.",
         )
+
+
+class FakeResponse:
+    """What `requests` returns, for unit tests that answer Graph calls in process."""
+
+    def __init__(self, status, payload):
+        self.status_code = status
+        self._payload = payload
+
+    def json(self):
+        return self._payload

@@ -11,6 +11,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg2.sql
+
 from .common import LOOPBACK, HarnessError, free_port, running_as_root, unprivileged_user
 
 
@@ -170,3 +172,24 @@ class PostgresCluster:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+
+def text_columns_holding(connection, needle: str) -> list[tuple[str, str]]:
+    """Every (table, column) of every table the connection sees whose text holds ``needle``: where a secret leaked to."""
+    hits = []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_schema, table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
+            " AND data_type IN ('text', 'character varying', 'character', 'json', 'jsonb', 'ARRAY', 'USER-DEFINED')"
+        )
+        for schema, table, column in cursor.fetchall():
+            cursor.execute(
+                psycopg2.sql.SQL("SELECT count(*) FROM {}.{} WHERE strpos({}::text, %s) > 0").format(
+                    psycopg2.sql.Identifier(schema), psycopg2.sql.Identifier(table), psycopg2.sql.Identifier(column)
+                ),
+                (needle,),
+            )
+            if cursor.fetchone()[0]:
+                hits.append((table, column))
+    return hits

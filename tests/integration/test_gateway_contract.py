@@ -15,15 +15,13 @@ import subprocess
 import sys
 import textwrap
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
 from harness.ansible import run
-from harness.common import free_port, stop_process, wait_for_port
+from harness.common import free_port, loopback_request, stop_process, wait_for_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STANDIN = REPO_ROOT / "tests" / "images" / "gateway" / "gateway_standin.py"
@@ -132,13 +130,7 @@ class Gateway:
         return self.process.stdout.read() if self.process.stdout else ""
 
     def request(self, method: str, path: str, body: dict | bytes | None = None, headers: dict | None = None) -> tuple[int, str]:
-        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, method=method, headers=headers or {})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read().decode()
+        return loopback_request(self.port, method, path, body, headers)
 
 
 @pytest.fixture

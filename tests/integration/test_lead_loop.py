@@ -20,8 +20,6 @@ import secrets
 import ssl
 import subprocess
 import time
-import urllib.error
-import urllib.request
 import uuid
 
 import psycopg2
@@ -29,7 +27,7 @@ import pytest
 import yaml
 
 from harness.ansible import run, run_module
-from harness.common import free_ports
+from harness.common import free_ports, loopback_request
 from harness.docker import remove_everything_named
 from harness.nginx import NginxServer, nginx_binary
 from harness.servers import isolated_server
@@ -107,13 +105,7 @@ class LeadSite:
         return subprocess.run(["docker", "exec", "-u", TENANT_UID, self.container, *command], capture_output=True, text=True, timeout=60, check=False)
 
     def gateway(self, method, path, body=None, headers=None):
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, method=method, headers=headers or {})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read().decode()
+        return loopback_request(self.port, method, path, body, headers)
 
     def through_nginx(self, path, body, headers):
         context = ssl.create_default_context()

@@ -21,6 +21,7 @@ import yaml
 from harness.ansible import recap, run, run_module
 from harness.common import free_ports
 from harness.docker import remove_everything_named
+from harness.postgres import text_columns_holding
 from harness.servers import isolated_server, stand_in_services
 
 SERVER = "srvt"
@@ -183,26 +184,6 @@ def test_upload_role_opens_no_openclaw_database(site):
             site.connect(user, password, database)
     # Positive control: the credentials are valid (PostgreSQL's maintenance database is open to every role).
     site.connect(user, password, "postgres").close()
-
-
-def text_columns_holding(connection, needle):
-    hits = []
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT table_schema, table_name, column_name FROM information_schema.columns"
-            " WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
-            " AND data_type IN ('text', 'character varying', 'character', 'json', 'jsonb', 'ARRAY', 'USER-DEFINED')"
-        )
-        for schema, table, column in cursor.fetchall():
-            cursor.execute(
-                psycopg2.sql.SQL("SELECT count(*) FROM {}.{} WHERE strpos({}::text, %s) > 0").format(
-                    psycopg2.sql.Identifier(schema), psycopg2.sql.Identifier(table), psycopg2.sql.Identifier(column)
-                ),
-                (needle,),
-            )
-            if cursor.fetchone()[0]:
-                hits.append((table, column))
-    return hits
 
 
 def test_the_shared_database_holds_no_token_in_plain_text(site):

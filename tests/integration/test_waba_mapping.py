@@ -10,6 +10,7 @@ import psycopg2.sql
 import pytest
 
 from harness.ansible import REPO_ROOT, run_module
+from harness.postgres import text_columns_holding as holding
 
 MODULE = "openclaw.standalone.openclaw_waba_mapping"
 
@@ -40,26 +41,12 @@ def fingerprint(secret):
 
 
 def text_columns_holding(dsn, needle):
-    """Every (table, column) of every table in the database whose text holds ``needle``."""
     connection = psycopg2.connect(dsn)
-    hits = []
-    with connection, connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT table_schema, table_name, column_name FROM information_schema.columns"
-            " WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
-            " AND data_type IN ('text', 'character varying', 'character', 'json', 'jsonb', 'ARRAY', 'USER-DEFINED')"
-        )
-        for schema, table, column in cursor.fetchall():
-            cursor.execute(
-                psycopg2.sql.SQL("SELECT count(*) FROM {}.{} WHERE strpos({}::text, %s) > 0").format(
-                    psycopg2.sql.Identifier(schema), psycopg2.sql.Identifier(table), psycopg2.sql.Identifier(column)
-                ),
-                (needle,),
-            )
-            if cursor.fetchone()[0]:
-                hits.append((table, column))
-    connection.close()
-    return hits
+    try:
+        with connection:
+            return holding(connection, needle)
+    finally:
+        connection.close()
 
 
 def test_mapping_is_created_updated_only_when_needed_and_deactivated(pg_cluster, shared, tmp_path):

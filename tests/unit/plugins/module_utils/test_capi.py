@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.openclaw.standalone.plugins.module_utils import capi
+from harness.graph_api import FakeResponse
 
 NOW = 1_800_000_000
 
@@ -122,15 +123,6 @@ def test_purchase_with_value_and_currency_passes():
 )
 def test_retry_policy(error, transient):
     assert error.transient is transient
-
-
-class FakeResponse:
-    def __init__(self, status, payload):
-        self.status_code = status
-        self._payload = payload
-
-    def json(self):
-        return self._payload
 
 
 class FakeSession:

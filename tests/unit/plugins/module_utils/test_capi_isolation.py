@@ -3,15 +3,7 @@
 from __future__ import annotations
 
 from ansible_collections.openclaw.standalone.plugins.module_utils import capi
-
-
-class FakeResponse:
-    def __init__(self, status, payload):
-        self.status_code = status
-        self._payload = payload
-
-    def json(self):
-        return self._payload
+from harness.graph_api import FakeResponse
 
 
 class BlamingSession:

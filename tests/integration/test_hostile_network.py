@@ -321,11 +321,14 @@ def test_forwarded_for_cannot_be_forged(site):
 
     # Another container cannot even open the connection that would carry a forged header.
     address_a = site.address(f"openclaw-{slug_a}", site.network)
+    # Any HTTP status (the gateway refuses a request without its token) means it answered.
     forged = (
-        "import sys, urllib.request\n"
+        "import sys, urllib.error, urllib.request\n"
         "request = urllib.request.Request(sys.argv[1], headers={'X-Forwarded-For': '127.0.0.1'})\n"
         "try:\n"
         "    urllib.request.urlopen(request, timeout=4)\n"
+        "    print('answered')\n"
+        "except urllib.error.HTTPError:\n"
         "    print('answered')\n"
         "except Exception as error:\n"
         "    print(type(error).__name__)\n"

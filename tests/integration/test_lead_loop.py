@@ -261,3 +261,14 @@ def test_a_waba_message_reaches_the_agent_through_nginx_only_with_the_hooks_toke
     assert site.token("hooks_token") != site.token("gateway_token")
     listing = site.in_container("grep", "-rl", site.token("hooks_token"), "/home/openclaw/.openclaw")
     assert listing.returncode == 1 and listing.stdout == ""
+
+
+def test_show_access_prints_the_webhook_ingress_token_only_when_asked(site):
+    inventory = str(site.root / "hosts.yml")
+    hooks = run("ansible-playbook", "-i", inventory, "playbooks/show_access.yml", "-e", "tenant=t", "-e", "show=hooks")
+    assert hooks.returncode == 0, hooks.stdout[-3000:]
+    assert f"Token: {site.token('hooks_token')}" in hooks.stdout
+    assert "/hooks/agent" in hooks.stdout and site.token("gateway_token") not in hooks.stdout
+    default = run("ansible-playbook", "-i", inventory, "playbooks/show_access.yml", "-e", "tenant=t")
+    assert default.returncode == 0, default.stdout[-3000:]
+    assert f"Token: {site.token('gateway_token')}" in default.stdout and site.token("hooks_token") not in default.stdout

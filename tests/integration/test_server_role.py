@@ -220,7 +220,14 @@ def test_runtime_image_runs_a_gateway_behind_socat(server, docker_client, tmp_pa
         f"{server.ident}-runtime:2026.2.17",
         name=f"{server.ident}-gw",
         detach=True,
-        environment={"OPENCLAW_GATEWAY_TOKEN": token, "OPENCLAW_CONFIG_PATH": "/etc/openclaw-test/openclaw.json"},
+        environment={
+            "OPENCLAW_GATEWAY_TOKEN": token,
+            "OPENCLAW_CONFIG_PATH": "/etc/openclaw-test/openclaw.json",
+            # The level-1 loop runs every second; its database is nowhere (loopback port 1), so
+            # each sweep fails, is logged, and must not take the gateway down.
+            "OPENCLAW_CAPI_SWEEP_INTERVAL": "1",
+            "OPENCLAW_DB_URL": "postgresql://nobody@127.0.0.1:1/openclaw_nobody?connect_timeout=2",
+        },
         volumes={str(config): {"bind": "/etc/openclaw-test/openclaw.json", "mode": "ro"}},
         ports={"18790/tcp": ("127.0.0.1", host_port)},
         init=True,
@@ -237,6 +244,12 @@ def test_runtime_image_runs_a_gateway_behind_socat(server, docker_client, tmp_pa
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+    deadline = time.monotonic() + 30
+    while '"command": "openclaw-capi sweep"' not in container.logs().decode(errors="replace"):
+        assert time.monotonic() < deadline, container.logs().decode(errors="replace")[-2000:]
+        time.sleep(0.5)
+    container.reload()
+    assert container.status == "running"
     assert "docker" not in container.exec_run(["sh", "-c", "command -v docker || echo none"]).output.decode()
     assert container.exec_run(["test", "-e", "/var/run/docker.sock"]).exit_code != 0
     assert container.exec_run(["id", "-u"]).output.decode().strip() == "1001"

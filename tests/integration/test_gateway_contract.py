@@ -288,7 +288,6 @@ def received(content: str, name: str) -> dict:
     }
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is installed by `make host`; the gateway runs hooks with it")
 def test_the_lead_hook_hands_each_whatsapp_message_to_openclaw_lead_as_data(rendered, gateway, tmp_path):
     probe = tmp_path / "pwned"
     hostile = f'Aigerim\'"; touch {probe}; echo "$(touch {probe})`touch {probe}`\nTEXT\nEOF'
@@ -319,7 +318,6 @@ def test_the_lead_hook_hands_each_whatsapp_message_to_openclaw_lead_as_data(rend
     assert probe.exists()
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is installed by `make host`; the gateway runs hooks with it")
 def test_a_failing_or_missing_openclaw_lead_never_holds_up_the_gateway(rendered, gateway, tmp_path):
     bin_dir = fake_command(tmp_path / "bin", "sleep 5; exit 3\n")
     instance = gateway(rendered["minimal"], extra_path=bin_dir)

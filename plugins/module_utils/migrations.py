@@ -49,6 +49,16 @@ HISTORY_OWNER = "openclaw_history_owner"
 # Any 64-bit constant works: advisory locks are scoped to the current database.
 ADVISORY_LOCK_KEY = int.from_bytes(hashlib.sha256(b"openclaw.standalone migrations").digest()[:8], "big", signed=True)
 
+
+def database_lock_key(name):
+    """Advisory lock key for the cluster-level settings of database ``name``.
+
+    Taken on a connection to the maintenance database, so every run converging
+    the same tenant database waits for the others: two concurrent REVOKEs or
+    ALTER DATABASEs on one pg_database row fail with "tuple concurrently updated".
+    """
+    return int.from_bytes(hashlib.sha256(b"openclaw.standalone database " + name.encode()).digest()[:8], "big", signed=True)
+
 _FILENAME = re.compile(r"V(?P<version>[0-9]{3,})__(?P<description>[A-Za-z0-9_]+)\.sql")
 _CREATE_TABLE = re.compile(r"^\s*CREATE\s+TABLE\s+(?:public\.)?\"?(?P<name>[a-z_][a-z0-9_]*)\"?", re.IGNORECASE | re.MULTILINE)
 
@@ -521,22 +531,23 @@ class AdvisoryLock:
     module dies) releases it.
     """
 
-    def __init__(self, conn, timeout):
+    def __init__(self, conn, timeout, key=ADVISORY_LOCK_KEY):
         self.conn = conn
         self.timeout = timeout
+        self.key = key
 
     def __enter__(self):
         deadline = time.monotonic() + self.timeout
         with self.conn.cursor() as cur:
             while True:
-                cur.execute("SELECT pg_catalog.pg_try_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
+                cur.execute("SELECT pg_catalog.pg_try_advisory_lock(%s)", (self.key,))
                 locked = cur.fetchone()[0]
                 if not self.conn.autocommit:
                     self.conn.commit()
                 if locked:
                     return self
                 if time.monotonic() >= deadline:
-                    raise MigrationError("another migrator holds the lock on this database; gave up after %ds (lock_timeout)" % self.timeout)
+                    raise MigrationError("another run holds the lock on this database; gave up after %ds (lock_timeout)" % self.timeout)
                 time.sleep(0.2)
 
     def __exit__(self, *exc_info):
@@ -544,7 +555,7 @@ class AdvisoryLock:
             if not self.conn.autocommit:
                 self.conn.rollback()
             with self.conn.cursor() as cur:
-                cur.execute("SELECT pg_catalog.pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
+                cur.execute("SELECT pg_catalog.pg_advisory_unlock(%s)", (self.key,))
             if not self.conn.autocommit:
                 self.conn.commit()
         except psycopg2.Error:

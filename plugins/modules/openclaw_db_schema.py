@@ -149,7 +149,7 @@ options:
     default: false
   lock_timeout:
     description:
-      - Seconds to wait for another migrator of the same database to finish.
+      - Seconds to wait for another run converging the same database to finish.
     type: int
     default: 300
   migrations_path:
@@ -274,6 +274,7 @@ from ansible_collections.openclaw.standalone.plugins.module_utils.migrations imp
     HistoryRow,
     MigrationError,
     Migrator,
+    database_lock_key,
     history_problems,
     load_migrations,
     plan,
@@ -360,8 +361,18 @@ class SchemaRun:
 
     # -- present -------------------------------------------------------------
     def present(self, admin):
-        name, owner = self.params["name"], self.params["owner"]
         migrations = self.migrations()
+        # Concurrent runs for one tenant (two pipelines, a retry) would update
+        # the same pg_database row; check mode writes nothing and takes no lock.
+        lock = contextlib.nullcontext() if self.check else AdvisoryLock(admin, self.params["lock_timeout"], database_lock_key(self.params["name"]))
+        with lock:
+            converged = self.converge_cluster(admin, migrations)
+        if converged:
+            self.migrate(*converged, migrations)
+
+    def converge_cluster(self, admin, migrations):
+        """Role, database, owner and PUBLIC rights; returns (name, db_owner, tenant_owned) unless check mode stops at a database to create."""
+        name, owner = self.params["name"], self.params["owner"]
         with admin.cursor() as cur:
             if owner:
                 changes = dbadmin.role_changes(cur, owner, self.params["owner_password"])
@@ -383,7 +394,7 @@ class SchemaRun:
                     self.result["version"] = migrations[-1].version
                     self.after.update(version=self.result["version"], owner=owner or self.params["login_user"], public_connect=False)
                     self.before.update(version=0)
-                    return
+                    return None
                 self.create_database(cur, name, owner)
                 info = dbadmin.database_info(cur, name)
             self.before.update(owner=info["owner"], public_connect=info["public_connect"])
@@ -398,7 +409,7 @@ class SchemaRun:
             tenant_owned = not dbadmin.role_is_superuser(cur, db_owner)
             if tenant_owned:
                 self.history_owner(cur)
-        self.migrate(name, db_owner, tenant_owned, migrations)
+        return name, db_owner, tenant_owned
 
     def history_owner(self, cur):
         try:

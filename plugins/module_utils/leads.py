@@ -604,3 +604,63 @@ def record_outbound(conn, msg):
         "dialog_id": str(dialog_id),
         "dialog_created": dialog is None,
     }
+
+
+# -- Lead Ads forms -------------------------------------------------------------------
+LEAD_FORM_SOURCE = "facebook_lead_form"
+
+
+def lead_form_known(conn, leadgen_id):
+    """Whether the form's lead is recorded already (so it need not be fetched from Meta again)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM public.leads WHERE leadgen_id = %s", (leadgen_id,))
+        known = cur.fetchone() is not None
+    conn.rollback()
+    return known
+
+
+def record_lead_form(conn, lead):
+    """Record one Lead Ads form lead once per leadgen_id; returns {"recorded": new?, ...}.
+
+    ``lead`` holds leadgen_id, ad_id, form_id, name, phone, email (see
+    meta_webhooks.map_lead). The creative and direction come from the ad, as
+    for WhatsApp leads; the baseline's unique leadgen_id makes a second
+    delivery a no-op even when two arrive at once.
+    """
+    leadgen_id = _text(lead.get("leadgen_id"), MAX_ID)
+    if leadgen_id is None:
+        raise LeadInputError("a form lead needs its leadgen_id")
+    ad_id = _text(lead.get("ad_id"), MAX_ID)
+    with conn.cursor() as cur:
+        creative_id = direction_id = None
+        if ad_id:
+            cur.execute("SELECT creative_id, direction_id FROM public.ad_creative_mapping WHERE ad_id = %s LIMIT 1", (ad_id,))
+            row = cur.fetchone()
+            if row is not None:
+                creative_id, direction_id = row
+        cur.execute(
+            "INSERT INTO public.leads (name, phone, email, leadgen_id, ad_id, form_id, source_type, utm_source, creative_id, direction_id, conversion_source)"
+            " VALUES (%s, %s, %s, %s, %s, %s, 'lead_form', %s, %s, %s, 'lead_form')"
+            " ON CONFLICT (leadgen_id) DO NOTHING RETURNING id",
+            (
+                _text(lead.get("name"), MAX_NAME),
+                _text(lead.get("phone"), 32),
+                _text(lead.get("email"), MAX_NAME),
+                leadgen_id,
+                ad_id,
+                _text(lead.get("form_id"), MAX_ID),
+                LEAD_FORM_SOURCE,
+                creative_id,
+                direction_id,
+            ),
+        )
+        row = cur.fetchone()
+        conn.commit()
+    return {
+        "recorded": row is not None,
+        "duplicate": row is None,
+        "lead_id": str(row[0]) if row else None,
+        "leadgen_id": leadgen_id,
+        "creative_id": str(creative_id) if creative_id and row else None,
+        "direction_id": str(direction_id) if direction_id and row else None,
+    }

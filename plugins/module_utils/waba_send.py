@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 
 from ansible_collections.openclaw.standalone.plugins.module_utils import capi, leadloop_cli, leads
 from ansible_collections.openclaw.standalone.plugins.module_utils.leadloop_cli import (
@@ -53,8 +54,6 @@ def read_text(path):
         except OSError as exc:
             raise Failure(EXIT_INPUT, "cannot read --file: %s" % exc.strerror) from None
     else:
-        import sys
-
         raw = sys.stdin.buffer.read(leadloop_cli.MAX_STDIN + 1)
     try:
         text = raw.decode("utf-8").strip()
@@ -119,7 +118,9 @@ def waba_send(args, src):
         messages = body.get("messages") if isinstance(body, dict) else None
         if response.status_code != 200 or not isinstance(messages, list) or not messages or not isinstance(messages[0], dict):
             error = body.get("error") if isinstance(body, dict) and isinstance(body.get("error"), dict) else {}
-            raise Failure(EXIT_META, "Meta did not accept the message", status=response.status_code, code=error.get("code"), meta_message=error.get("message"))
+            raise Failure(
+                EXIT_META, "Meta did not accept the message", status=response.status_code, meta_code=error.get("code"), meta_message=error.get("message")
+            )
         message_id = messages[0].get("id")
         msg = leads.parse_outbound({"to": phone or bsuid, "text": text, "message_id": message_id, "channel": "waba"})
         try:

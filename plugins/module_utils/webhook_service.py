@@ -28,6 +28,7 @@ sent here: level 1 comes from the tenant container's ``openclaw-capi sweep``.
 
 from __future__ import annotations
 
+import os
 import queue
 import re
 import threading
@@ -295,7 +296,7 @@ class WebhookApp:
                 log("warning", "waba", "unknown or inactive phone number id; its messages are dropped", phone_number_id=phone_id)
         # Every tenant named in the post must find its own secret's signature:
         # one post cannot carry another tenant's messages past a check.
-        for phone_id, (slug, secret) in routes.items():
+        for slug, secret in routes.values():
             self._check(raw, header, secret or self.config.waba_app_secret, tenant=slug)
         if not routes and not phone_ids:
             # Status-only or foreign posts still need the platform's signature.
@@ -431,22 +432,22 @@ def make_handler(app):
                 headers = {"Allow": "GET, POST"} if exc.status == 405 else None
                 self.send_text(exc.status, exc.message if exc.status != 404 else "not found", headers)
 
-        def do_GET(self):  # noqa: N802 - BaseHTTPRequestHandler's naming
+        def do_GET(self):
             self._dispatch("GET")
 
-        def do_HEAD(self):  # noqa: N802
+        def do_HEAD(self):
             self._dispatch("HEAD")
 
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             self._dispatch("POST")
 
-        def do_PUT(self):  # noqa: N802
+        def do_PUT(self):
             self._dispatch("PUT")
 
-        def do_DELETE(self):  # noqa: N802
+        def do_DELETE(self):
             self._dispatch("DELETE")
 
-        def do_PATCH(self):  # noqa: N802
+        def do_PATCH(self):
             self._dispatch("PATCH")
 
     return WebhookHandler
@@ -459,8 +460,6 @@ def make_server(app, host="127.0.0.1", port=0):
 
 def main(environ=None):
     """Entry point of ``openclaw-webhook`` (environment: see the services contract in the README)."""
-    import os
-
     environ = os.environ if environ is None else environ
     if requests is None or psycopg2 is None:
         raise SystemExit("python3-requests and python3-psycopg2 are required")

@@ -14,9 +14,13 @@ token in the Authorization header) and then logged as an outbound message with
 leads.record_outbound, so the tenant's history holds both sides. Output, logs
 and exit codes are those of ``openclaw-lead`` (leadloop_cli).
 
+Free-form text reaches a customer only within 24 hours of their last
+message (the dialog's ``waba_window_expires_at``, set by the webhook service);
+outside it the command sends nothing and exits 3.
+
 Environment:
-    OPENCLAW_WABA_PHONE_ID          the number's phone_number_id (required)
-    OPENCLAW_WABA_ACCESS_TOKEN      the number's access token (required)
+    OPENCLAW_WABA_PHONE_ID          the number's phone_number_id (default: config.waba_phone_id)
+    OPENCLAW_WABA_ACCESS_TOKEN      the number's access token (default: config.waba_access_token)
     OPENCLAW_DB_URL                 the tenant database as the tenant's role (required)
     OPENCLAW_GRAPH_URL, OPENCLAW_GRAPH_API_VERSION, OPENCLAW_DEFAULT_COUNTRY_CODE, REQUESTS_CA_BUNDLE
 """
@@ -32,6 +36,7 @@ from ansible_collections.openclaw.standalone.plugins.module_utils.leadloop_cli i
     EXIT_DATABASE,
     EXIT_INPUT,
     EXIT_META,
+    EXIT_NOT_FOUND,
     Failure,
     Parser,
 )
@@ -86,21 +91,53 @@ def graph_endpoint(phone_id):
     return "%s/%s/%s/messages" % (url.rstrip("/"), version, phone_id)
 
 
-def waba_send(args, src):
+def credentials(conn):
+    """The number's phone_number_id and access token: the environment, else the tenant's config row."""
     phone_id = os.environ.get("OPENCLAW_WABA_PHONE_ID") or ""
     token = os.environ.get("OPENCLAW_WABA_ACCESS_TOKEN") or ""
+    if not (phone_id and token):
+        with conn.cursor() as cur:
+            cur.execute("SELECT waba_phone_id, waba_access_token FROM public.config ORDER BY id LIMIT 1")
+            row = cur.fetchone() or (None, None)
+        conn.rollback()
+        phone_id = phone_id or (row[0] or "").strip()
+        token = token or (row[1] or "").strip()
     if not _PHONE_ID.fullmatch(phone_id):
-        raise Failure(EXIT_INPUT, "OPENCLAW_WABA_PHONE_ID must be the number's phone_number_id (digits)")
+        raise Failure(EXIT_INPUT, "no WhatsApp Business phone_number_id (OPENCLAW_WABA_PHONE_ID or config.waba_phone_id, digits)")
     if not token:
-        raise Failure(EXIT_INPUT, "OPENCLAW_WABA_ACCESS_TOKEN is not set")
+        raise Failure(EXIT_INPUT, "no WhatsApp Business access token (OPENCLAW_WABA_ACCESS_TOKEN or config.waba_access_token)")
+    return phone_id, token
+
+
+def window_open(conn, phone, bsuid):
+    """Whether the customer wrote within the last 24 hours (free-form replies are allowed only then)."""
+    with conn.cursor() as cur:
+        dialog = leads.find_dialog(cur, phone, bsuid)
+        if dialog is None:
+            conn.rollback()
+            return False
+        cur.execute("SELECT waba_window_expires_at > pg_catalog.now() FROM public.wa_dialogs WHERE id = %s", (dialog["id"],))
+        row = cur.fetchone()
+    conn.rollback()
+    return bool(row and row[0])
+
+
+def waba_send(args, src):
     phone, bsuid = recipient(args.to)
     text = read_text(args.file)
     if requests is None:
         raise Failure(leadloop_cli.EXIT_ERROR, "python3-requests is not installed")
-    url = graph_endpoint(phone_id)
     # Connect first: a database that is down fails before anything is sent.
     conn = leadloop_cli.connect(src)
     try:
+        phone_id, token = credentials(conn)
+        url = graph_endpoint(phone_id)
+        if not window_open(conn, phone, bsuid):
+            raise Failure(
+                EXIT_NOT_FOUND,
+                "the customer has not written within 24 hours (or is unknown): only an approved template message can reach them now",
+                window="closed",
+            )
         try:
             response = requests.post(
                 url,

@@ -15,8 +15,6 @@ import json
 import secrets
 import threading
 import time
-import urllib.error
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg2
@@ -25,6 +23,7 @@ import pytest
 from ansible_collections.openclaw.standalone.plugins.module_utils import meta_webhooks, waba_send, webhook_service
 from harness import graph_messaging
 from harness.ansible import run_module
+from harness.common import loopback_request
 from harness.graph_api import GraphAPIStandin
 
 PAGE_TOKEN = "EAAPage" + secrets.token_hex(16)
@@ -152,7 +151,7 @@ def site(pg_cluster, tmp_path_factory):
     server = webhook_service.make_server(app)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
     yield {
-        "url": "http://127.0.0.1:%d" % server.server_address[1],
+        "port": server.server_address[1],
         "app": app,
         "slug": slug,
         "tenant_dsn": tenant_dsn,
@@ -194,13 +193,7 @@ def no_secret_logged(capsys, site):
 
 
 def request(site, method, path, body=None, headers=None):
-    data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
-    req = urllib.request.Request(site["url"] + path, data=data, method=method, headers=headers or {})  # noqa: S310 - loopback test server
-    try:
-        with urllib.request.urlopen(req, timeout=10) as response:  # noqa: S310 - loopback test server
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
+    return loopback_request(site["port"], method, path, body, headers)
 
 
 def post_signed(site, path, document, secret):
@@ -387,19 +380,43 @@ def test_openclaw_waba_send_uses_the_header_and_logs_the_outbound_row(site, monk
         "OPENCLAW_WABA_ACCESS_TOKEN": WABA_TOKEN,
     }.items():
         monkeypatch.setenv(name, value)
+    # The customer wrote first (through the service), so the 24-hour window is open.
+    assert post_signed(site, "/webhooks/waba", waba_post("wamid.HBgL006", "price?", sender="77013334466"), MAPPING_SECRET)[0] == 200
     answer = "Здравствуйте! Цена $(100) `x`"
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(answer.encode())))
-    assert waba_send.waba_main(["send", "--to", "+7 701 333 44 55"]) == 0
+    assert waba_send.waba_main(["send", "--to", "+7 701 333 44 66"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["ok"] and result["sent"] and result["logged"]
     (sent,) = state.sent
-    assert sent == {"phone_number_id": PHONE_ID, "to": "77013334455", "body": answer, "message_id": result["message_id"], "token_source": "header"}
+    assert sent == {"phone_number_id": PHONE_ID, "to": "77013334466", "body": answer, "message_id": result["message_id"], "token_source": "header"}
     assert query(site["tenant_dsn"], "SELECT direction, channel, message_text FROM wa_messages WHERE message_id = %s", (result["message_id"],)) == [
         ("outbound", "waba", answer)
     ]
+    # No dialog, so no open 24-hour window: nothing is sent.
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"hello stranger")))
+    assert waba_send.waba_main(["send", "--to", "77010000001"]) == 3
+    assert len(state.sent) == 1
     # A token Meta does not know for the number: refused, exit 5, nothing logged.
     monkeypatch.setenv("OPENCLAW_WABA_ACCESS_TOKEN", "EAAwrong")
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"second")))
-    assert waba_send.waba_main(["send", "--to", "77013334455"]) == 5
+    assert waba_send.waba_main(["send", "--to", "77013334466"]) == 5
     assert len(state.sent) == 1
     assert query(site["tenant_dsn"], "SELECT count(*) FROM wa_messages WHERE message_text = 'second'") == [(0,)]
+
+
+def test_openclaw_waba_send_falls_back_to_the_tenants_config(site, monkeypatch, capsys, tmp_path):
+    state, graph, pg = site["state"], site["graph"], site["pg"]
+    state.add_phone_number(PHONE_ID, WABA_TOKEN)
+    query(site["tenant_dsn"], "UPDATE config SET waba_phone_id = %s, waba_access_token = %s WHERE id = 1", (PHONE_ID, WABA_TOKEN))
+    url = f"postgresql://{site['tenant_role']}:{site['tenant_password']}@{pg.host}:{pg.port}/{site['tenant_role']}"
+    for name, value in {"OPENCLAW_DB_URL": url, "OPENCLAW_GRAPH_URL": graph.url, "REQUESTS_CA_BUNDLE": str(graph.ca_file)}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("OPENCLAW_WABA_PHONE_ID", raising=False)
+    monkeypatch.delenv("OPENCLAW_WABA_ACCESS_TOKEN", raising=False)
+    assert post_signed(site, "/webhooks/waba", waba_post("wamid.HBgL007", "hi", sender="77014440000"), MAPPING_SECRET)[0] == 200
+    answer = tmp_path / "answer.txt"
+    answer.write_text("Line one\nEOF\n$(id)\n", encoding="utf-8")
+    assert waba_send.waba_main(["send", "--to", "77014440000", "--file", str(answer)]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert state.sent[-1]["body"] == "Line one\nEOF\n$(id)" and state.sent[-1]["token_source"] == "header"
+    assert query(site["tenant_dsn"], "SELECT message_text FROM wa_messages WHERE message_id = %s", (result["message_id"],)) == [("Line one\nEOF\n$(id)",)]

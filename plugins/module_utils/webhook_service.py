@@ -18,7 +18,10 @@ lead and the gateway call can take seconds, and Meta wants an answer quickly
 or it retries. The queue is bounded; when it is full the answer is 503, so
 Meta delivers again later instead of the service growing without limit.
 Duplicates are harmless either way: leads are unique per leadgen_id and
-messages per message id in the tenant database.
+messages per message id in the tenant database. The price of answering first:
+a job that fails afterwards (a tenant database down for longer than the
+connect timeout) is logged and not retried by Meta; processing synchronously
+instead would hold Meta's request for the Graph API fetch and the gateway call.
 
 Tenant data is read and written as the tenant's own role
 (service_common.tenant_connection). The shared database is read with the
@@ -43,7 +46,6 @@ from ansible_collections.openclaw.standalone.plugins.module_utils.service_common
     ServiceHandler,
     ServiceServer,
     TenantRegistry,
-    env_flag,
     env_int,
     env_text,
     log,
@@ -91,8 +93,11 @@ class WebhookConfig:
         self.waba_verify_token = environ.get("WABA_VERIFY_TOKEN") or ""
         self.waba_app_secret = environ.get("WABA_APP_SECRET") or ""
         self.leadgen_app_secret = environ.get("LEADGEN_APP_SECRET") or ""
-        self.allow_unsigned = _flag(environ.get("OPENCLAW_WEBHOOK_ALLOW_UNSIGNED"))
-        self.max_body = int(environ.get("OPENCLAW_WEBHOOK_MAX_BODY") or DEFAULT_MAX_BODY)
+        self.allow_unsigned = _flag("OPENCLAW_WEBHOOK_ALLOW_UNSIGNED", environ.get("OPENCLAW_WEBHOOK_ALLOW_UNSIGNED"))
+        max_body = environ.get("OPENCLAW_WEBHOOK_MAX_BODY") or str(DEFAULT_MAX_BODY)
+        if not max_body.isdigit() or int(max_body) < 1024:
+            raise SystemExit("OPENCLAW_WEBHOOK_MAX_BODY must be a number of bytes, at least 1024, got %r" % max_body)
+        self.max_body = int(max_body)
         self.telegram_url = (environ.get("OPENCLAW_TELEGRAM_URL") or "https://api.telegram.org").rstrip("/")
         code = environ.get("OPENCLAW_DEFAULT_COUNTRY_CODE") or None
         if code is not None and not _COUNTRY_CODE.fullmatch(code):
@@ -102,8 +107,14 @@ class WebhookConfig:
         self.queue_max = QUEUE_MAX
 
 
-def _flag(raw):
-    return (raw or "").strip().lower() in ("1", "true", "yes", "on")
+def _flag(name, raw):
+    value = (raw or "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    # A typo must not silently mean "false" (or "true").
+    raise SystemExit("%s must be true or false, got %r" % (name, raw))
 
 
 def _country_code(tenant, config):
@@ -463,8 +474,6 @@ def main(environ=None):
     environ = os.environ if environ is None else environ
     if requests is None or psycopg2 is None:
         raise SystemExit("python3-requests and python3-psycopg2 are required")
-    env_flag("OPENCLAW_WEBHOOK_ALLOW_UNSIGNED")  # a typo is an error, not "false"
-    env_int("OPENCLAW_WEBHOOK_MAX_BODY", DEFAULT_MAX_BODY, minimum=1024)
     env_text("PG_USER", required=True)
     config = WebhookConfig(environ)
     app = WebhookApp(config)

@@ -390,7 +390,8 @@ def make_handler(app):
         def _route(self):
             split = urllib.parse.urlsplit(self.path)
             path = split.path
-            query = {name: value for name, value in reversed(urllib.parse.parse_qsl(split.query, keep_blank_values=True))}
+            # The first of repeated names wins.
+            query = dict(reversed(urllib.parse.parse_qsl(split.query, keep_blank_values=True)))
             if path == "/health":
                 return "health", None, query
             if path == "/webhooks/waba":

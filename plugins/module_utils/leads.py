@@ -18,6 +18,9 @@ Three shapes of one inbound message are understood:
 * a WhatsApp Cloud API webhook: the whole envelope, its ``value`` object, or
   ``{"message": ..., "contact": ...}`` (one message each).
 
+Lead Ads form leads (fetched by the webhook service) are recorded once per
+leadgen_id by record_lead_form.
+
 Recording is idempotent per message id: the message row is inserted first
 with ``ON CONFLICT DO NOTHING`` on the unique (channel, message_id) index, and
 a second delivery rolls the transaction back before any counter moves.

@@ -166,6 +166,8 @@ def site(pg_cluster, tmp_path_factory):
         "graph": graph,
         "gateway": gateway,
         "pg": pg_cluster,
+        "shared_db": shared_db,
+        "service_role": service_role,
     }
     server.shutdown()
     server.server_close()
@@ -334,8 +336,11 @@ def test_body_over_the_limit_is_413(site):
 
 
 # -- WhatsApp Business -----------------------------------------------------------------------
-def test_signed_waba_message_is_recorded_as_the_tenant_and_forwarded_once(site):
+def test_signed_waba_message_is_recorded_as_the_tenant_and_forwarded_once(site, monkeypatch):
     before = len(forwards(site))
+    logins = []
+    real = psycopg2.connect
+    monkeypatch.setattr(psycopg2, "connect", lambda *args, **kwargs: logins.append((kwargs.get("dbname"), kwargs.get("user"))) or real(*args, **kwargs))
     referral = {"source_id": "120210000000777", "ctwa_clid": "ARAkLkA8rmlFeiCk", "source_type": "ad"}
     document = waba_post("wamid.HBgL001", "Hello, price?", sender="77013334455", referral=referral)
     assert post_signed(site, "/webhooks/waba", document, MAPPING_SECRET) == (200, '{"success": true}')
@@ -347,6 +352,9 @@ def test_signed_waba_message_is_recorded_as_the_tenant_and_forwarded_once(site):
     assert query(dsn, "SELECT source_type, conversion_source, direction_id::text FROM leads WHERE chat_id = '77013334455'") == [
         ("whatsapp", "WABA", site["direction"])
     ]
+    # Routing with the service's own role, recording with the tenant's.
+    # (The test's own queries pass a DSN string and show as (None, None).)
+    assert [login for login in logins if login != (None, None)] == [(site["shared_db"], site["service_role"]), (site["tenant_role"], site["tenant_role"])]
     calls = forwards(site)[before:]
     assert len(calls) == 1
     assert calls[0]["path"] == "/hooks/agent" and calls[0]["authorization"] == "Bearer " + HOOKS_TOKEN

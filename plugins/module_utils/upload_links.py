@@ -15,9 +15,12 @@ from ``location.hash`` and sends it as ``Authorization: Bearer <token>``.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import hmac
+import os
 import re
+import sys
 import time
 
 MAX_LIFETIME = 7 * 24 * 3600
@@ -76,10 +79,6 @@ def make_link(public_url, token):
 
 def link_main(argv=None, environ=None):
     """``openclaw-upload-link [--hours N]``: print an upload link for this tenant."""
-    import argparse
-    import os
-    import sys
-
     environ = os.environ if environ is None else environ
     parser = argparse.ArgumentParser(prog="openclaw-upload-link", description="Print a signed upload link for this tenant.")
     parser.add_argument("--hours", type=float, default=DEFAULT_HOURS, help="hours the link stays valid (default 24, at most 168)")

@@ -256,14 +256,14 @@ class GraphAds:
         return finish.get("video_id") or video_id
 
     def wait_video(self, video_id):
-        """Poll the video's status until ready; errors and the deadline fail."""
+        """Poll the video's status until ready, then return its thumbnail URL; errors and the deadline fail."""
         deadline = self.clock() + self.video_timeout
         while True:
-            payload = self._request("GET", self.graph.endpoint(video_id), params={"fields": "status"}, timeout=30)
+            payload = self._request("GET", self.graph.endpoint(video_id), params={"fields": "status,picture"}, timeout=30)
             status = payload.get("status") or {}
             state = status.get("video_status")
             if state == "ready":
-                return
+                return payload.get("picture")
             if state == "error":
                 detail = status.get("processing_phase") or {}
                 errors = detail.get("errors") if isinstance(detail, dict) else None
@@ -272,10 +272,6 @@ class GraphAds:
             if self.clock() >= deadline:
                 raise GraphFailure("the video was not processed within %d seconds" % self.video_timeout)
             self.sleep(self.poll_interval)
-
-    def video_thumbnail(self, video_id):
-        payload = self._request("GET", self.graph.endpoint(video_id), params={"fields": "picture"}, timeout=30)
-        return payload.get("picture")
 
     def create_creative(self, params):
         # Form-encoded with nested objects as JSON, as the seed did and Graph accepts.

@@ -48,6 +48,8 @@ CHANGES_AFTER_BASELINE = sorted(
         "wa_messages: checks extra: CHECK (((phone IS NOT NULL) OR (bsuid IS NOT NULL)))",
         "wa_messages: indexes extra: CREATE INDEX ON public.wa_messages USING btree (bsuid, created_at DESC) WHERE (bsuid IS NOT NULL)",
         "wa_messages: indexes extra: CREATE UNIQUE INDEX ON public.wa_messages USING btree (channel, message_id)",
+        # V004: a creative the upload service could not make keeps the reason.
+        "creatives.failure_reason: extra column",
     ]
 )
 

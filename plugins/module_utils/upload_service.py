@@ -19,6 +19,15 @@ tenant (upload_links). The body is streamed to a temp file, its type decided
 from its magic bytes, a ``creatives`` row inserted 'processing' and the Graph
 work done by a small bounded pool of workers; whatever goes wrong there marks
 the creative 'failed' with the reason, so no creative stays 'processing'.
+
+Environment: PORT (3001), OPENCLAW_TENANTS_DIR, PG_HOST, PG_PORT, PG_SSLMODE,
+OPENCLAW_GRAPH_URL, OPENCLAW_GRAPH_VIDEO_URL, OPENCLAW_GRAPH_API_VERSION,
+OPENCLAW_GRAPH_CA_FILE, MAX_FILE_SIZE_MB (500), OPENCLAW_UPLOAD_TMP (/tmp),
+OPENCLAW_UPLOAD_CHUNK_MB (50: larger videos use the resumable upload),
+OPENCLAW_UPLOAD_VIDEO_TIMEOUT (600 s of video processing at most),
+OPENCLAW_UPLOAD_POLL_INTERVAL (5 s between status polls),
+OPENCLAW_UPLOAD_WORKERS (2) and OPENCLAW_UPLOAD_QUEUE (8 waiting uploads; more -> 503).
+Registry keys: slug, database, db_user, db_password, upload_secret.
 """
 
 from __future__ import annotations
@@ -41,7 +50,6 @@ from ansible_collections.openclaw.standalone.plugins.module_utils.service_common
     ServiceHandler,
     TenantRegistry,
     env_int,
-    env_text,
     log,
     serve,
     tenant_connection,
@@ -139,17 +147,32 @@ def media_type(head):
     return None
 
 
+def _number(environ, name, default, kind=int, minimum=1):
+    raw = environ.get(name) or ""
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SystemExit("%s must be a number, got %r" % (name, raw)) from None
+    if value < minimum:
+        raise SystemExit("%s must be at least %s, got %s" % (name, minimum, raw))
+    return value
+
+
 class UploadConfig:
+    """The service's settings from the environment (see the module's docstring for the names)."""
+
     def __init__(self, environ=None):
         environ = os.environ if environ is None else environ
         self.tenants_dir = environ.get("OPENCLAW_TENANTS_DIR") or "/run/openclaw/tenants"
-        self.max_bytes = int(environ.get("MAX_FILE_SIZE_MB") or 500) * 1024 * 1024
+        self.max_bytes = _number(environ, "MAX_FILE_SIZE_MB", 500) * 1024 * 1024
         self.tmp_dir = environ.get("OPENCLAW_UPLOAD_TMP") or "/tmp"  # noqa: S108 - the container's own /tmp by default
-        self.chunk_bytes = int(environ.get("OPENCLAW_UPLOAD_CHUNK_MB") or 50) * 1024 * 1024
-        self.video_timeout = int(environ.get("OPENCLAW_UPLOAD_VIDEO_TIMEOUT") or 600)
-        self.poll_interval = float(environ.get("OPENCLAW_UPLOAD_POLL_INTERVAL") or 5)
-        self.workers = int(environ.get("OPENCLAW_UPLOAD_WORKERS") or WORKERS)
-        self.queue_size = int(environ.get("OPENCLAW_UPLOAD_QUEUE") or QUEUE_SIZE)
+        self.chunk_bytes = _number(environ, "OPENCLAW_UPLOAD_CHUNK_MB", 50) * 1024 * 1024
+        self.video_timeout = _number(environ, "OPENCLAW_UPLOAD_VIDEO_TIMEOUT", 600)
+        self.poll_interval = _number(environ, "OPENCLAW_UPLOAD_POLL_INTERVAL", 5.0, kind=float, minimum=0.01)
+        self.workers = _number(environ, "OPENCLAW_UPLOAD_WORKERS", WORKERS)
+        self.queue_size = _number(environ, "OPENCLAW_UPLOAD_QUEUE", QUEUE_SIZE)
         self.graph = GraphSettings(environ)
         self.database = DatabaseSettings(environ)
 
@@ -441,7 +464,6 @@ def escape(text):
 def main():
     config = UploadConfig()
     port = env_int("PORT", 3001, minimum=1)
-    env_text("OPENCLAW_TENANTS_DIR", "/run/openclaw/tenants")
     app = UploadApp(config)
     serve(make_handler(app), port, src=SRC)
     return 0

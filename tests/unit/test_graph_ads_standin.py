@@ -96,7 +96,7 @@ def test_resumable_upload_checks_order_and_size(server, ads):
 def test_video_status_turns_ready_after_polls_or_fails(server, ads):
     ads.polls_until_ready = 2
     video_id = call(server, "POST", ACCOUNT + "/advideos", files={"source": ("v.mp4", b"video")})[1]["id"]
-    states = [call(server, "GET", video_id, params={"fields": "status"})[1]["status"]["video_status"] for _ in range(3)]
+    states = [call(server, "GET", video_id, params={"fields": "status"})[1]["status"]["video_status"] for _poll in range(3)]
     assert states == ["processing", "processing", "ready"]
     assert call(server, "GET", video_id, token=OTHER_TOKEN)[1]["error"]["error_subcode"] == 33
     ads.fail_videos = True

@@ -266,3 +266,63 @@ def test_page_is_static_under_a_strict_csp_and_unknown_slugs_are_404(service, te
         assert answer.status_code == 404
         assert "script" not in answer.text and "nosuchtenant" not in answer.text
     assert requests.get(f"{service['url']}/health", timeout=10).text == "ok"
+
+
+def test_a_full_queue_answers_503_and_leaves_no_creative_processing(pg_cluster, graph_api_server, tenant, ads, tmp_path):
+    config = upload_service.UploadConfig(
+        {
+            "OPENCLAW_TENANTS_DIR": str(tenant["registry"]),
+            "PG_HOST": pg_cluster.host,
+            "PG_PORT": str(pg_cluster.port),
+            "PG_SSLMODE": "disable",
+            "OPENCLAW_GRAPH_URL": graph_api_server.url,
+            "OPENCLAW_GRAPH_CA_FILE": str(graph_api_server.ca_file),
+            "OPENCLAW_UPLOAD_TMP": str(tmp_path),
+            "OPENCLAW_UPLOAD_POLL_INTERVAL": "0.05",
+            "OPENCLAW_UPLOAD_WORKERS": "1",
+            "OPENCLAW_UPLOAD_QUEUE": "1",
+        }
+    )
+    app = upload_service.UploadApp(config)
+    release = threading.Event()
+    started = threading.Event()
+    real_process = app.process
+
+    def held(*job):
+        started.set()
+        release.wait(20)
+        real_process(*job)
+
+    app.process = held
+    server = ServiceServer(("127.0.0.1", 0), upload_service.make_handler(app))
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+    busy = {"url": f"http://127.0.0.1:{server.server_address[1]}"}
+    try:
+        auth = token(tenant)
+        first = upload(busy, tenant, JPEG, auth)
+        assert first.status_code == 202
+        assert started.wait(10)
+        second = upload(busy, tenant, JPEG, auth)
+        assert second.status_code == 202
+        third = upload(busy, tenant, JPEG, auth)
+        assert third.status_code == 503
+        rows = sql(
+            tenant,
+            rows=sql(
+                tenant,
+                "SELECT status FROM creatives WHERE created_at > now() - interval '1 minute' AND status = 'failed' AND failure_reason LIKE %s",
+                ("%busy%",),
+            )(
+                "%busy%",
+            ),
+        )
+        assert rows, "the refused upload's creative is not marked failed"
+        assert os.listdir(tmp_path) != []  # the two accepted files wait for their worker
+        release.set()
+        for answer in (first, second):
+            assert settled(busy, tenant, answer.json()["creative_id"], auth)["status"] == "ready"
+        assert os.listdir(tmp_path) == []
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()

@@ -308,13 +308,8 @@ def test_a_full_queue_answers_503_and_leaves_no_creative_processing(pg_cluster, 
         assert third.status_code == 503
         rows = sql(
             tenant,
-            rows=sql(
-                tenant,
-                "SELECT status FROM creatives WHERE created_at > now() - interval '1 minute' AND status = 'failed' AND failure_reason LIKE %s",
-                ("%busy%",),
-            )(
-                "%busy%",
-            ),
+            "SELECT status FROM creatives WHERE created_at > now() - interval '1 minute' AND status = 'failed' AND failure_reason LIKE %s",
+            ("%busy%",),
         )
         assert rows, "the refused upload's creative is not marked failed"
         assert os.listdir(tmp_path) != []  # the two accepted files wait for their worker

@@ -26,6 +26,11 @@ from .graph_api import graph_error
 ACCOUNT = r"/v[0-9]+\.[0-9]+/(act_[0-9]+)"
 TRANSFER_CHUNK = 1024 * 1024
 _ids = itertools.count(120200000000001)
+# Video ids carry their own prefix so the GET /{video_id} route claims only
+# videos made here, never another edge's objects (lead ids, pages) on the
+# same session-wide stand-in.
+VIDEO_PREFIX = "7770000"
+_video_ids = itertools.count(100000001)
 
 
 def parse_multipart(content_type: str | None, raw: bytes) -> dict | None:
@@ -164,7 +169,7 @@ class GraphAds:
         return _invalid("(#100) unknown upload_phase")
 
     def _new_video(self, account, size, ready=True):
-        video_id = str(next(_ids))
+        video_id = VIDEO_PREFIX + str(next(_video_ids))
         with self.lock:
             self.videos[video_id] = {"account": account, "size": size, "uploaded": ready, "polls": 0}
         return video_id
@@ -251,5 +256,5 @@ def install(standin) -> GraphAds:
     standin.route("POST", ACCOUNT + r"/adimages", ads.adimages)
     standin.route("POST", ACCOUNT + r"/advideos", ads.advideos)
     standin.route("POST", ACCOUNT + r"/adcreatives", ads.adcreatives)
-    standin.route("GET", r"/v[0-9]+\.[0-9]+/([0-9]+)", ads.video)
+    standin.route("GET", r"/v[0-9]+\.[0-9]+/(" + VIDEO_PREFIX + r"[0-9]+)", ads.video)
     return ads

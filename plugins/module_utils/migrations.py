@@ -59,6 +59,7 @@ def database_lock_key(name):
     """
     return int.from_bytes(hashlib.sha256(b"openclaw.standalone database " + name.encode()).digest()[:8], "big", signed=True)
 
+
 _FILENAME = re.compile(r"V(?P<version>[0-9]{3,})__(?P<description>[A-Za-z0-9_]+)\.sql")
 _CREATE_TABLE = re.compile(r"^\s*CREATE\s+TABLE\s+(?:public\.)?\"?(?P<name>[a-z_][a-z0-9_]*)\"?", re.IGNORECASE | re.MULTILINE)
 

@@ -344,7 +344,7 @@ POSTGRES_SSL_VERIFYING = ("verify-ca", "verify-full")
 GATEWAY_BINDS = ("loopback", "lan")
 # Secrets a shared service cannot run safely without (the seed shipped guessable defaults).
 SERVICE_SECRETS = {
-    "webhook": ("openclaw_fb_webhook_verify_token", "openclaw_waba_verify_token", "openclaw_waba_app_secret"),
+    "webhook": ("openclaw_waba_verify_token", "openclaw_waba_app_secret"),
     "upload": (),
 }
 CERT_PROVIDERS = {
@@ -392,16 +392,6 @@ def server_setting_problems(hostvars, server, secrets=True):
     for service, names in SERVICE_SECRETS.items():
         if _get(hostvars, server, "openclaw_%s_port" % service, None) is None:
             continue
-        if not (_get(hostvars, server, "openclaw_%s_image" % service, "") or _get(hostvars, server, "openclaw_%s_build_context" % service, "")):
-            problems.append(
-                Problem(
-                    server,
-                    "openclaw_%s_image" % service,
-                    "service-source",
-                    "openclaw_%s_port is set, so the %s service runs: set openclaw_%s_image or openclaw_%s_build_context"
-                    % (service, service, service, service),
-                )
-            )
         for name in names:
             if missing(name) and _get(hostvars, server, name, None) in (None, ""):
                 problems.append(Problem(server, name, "service-secret", "is required when the %s service runs (openclaw_%s_port is set)" % (service, service)))

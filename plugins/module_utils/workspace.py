@@ -56,6 +56,10 @@ TOKEN_FILE = "gateway_token"  # noqa: S105 - a file name, not a secret
 # grant different things (webhook ingress vs. the whole gateway), so each has
 # its own file.
 HOOKS_TOKEN_FILE = "hooks_token"  # noqa: S105 - a file name, not a secret
+# Secrets the shared services hold for this tenant (see sync_registry_entry):
+# the key its upload links are signed with, and its Lead Ads subscribe token.
+UPLOAD_SECRET_FILE = "upload_secret"  # noqa: S105 - a file name, not a secret
+LEADGEN_VERIFY_TOKEN_FILE = "leadgen_verify_token"  # noqa: S105 - a file name, not a secret
 SKILLS_DIR = "workspace/skills"
 # Directories OpenClaw expects in its state directory.
 STATE_SUBDIRS = ("devices", "canvas", "cron", "workspace", SKILLS_DIR)
@@ -542,6 +546,10 @@ class Workspace:
         """The webhook-ingress token: reused when present, created once, or rotated with the gateway token."""
         return self._ensure_secret(HOOKS_TOKEN_FILE, "hooks token", rotate, adopt=False)
 
+    def ensure_secret(self, name, label):
+        """A secret of the tenant's services (an upload key, a verify token): reused when present, else created once."""
+        return self._ensure_secret(name, label, False, adopt=False)
+
     def _ensure_secret(self, name, label, rotate, adopt):
         path = os.path.join(self.root, name)
         with contextlib.ExitStack() as stack:
@@ -638,6 +646,90 @@ def _shown(data, show_content):
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return "(binary, sha256 %s)\n" % sha256_bytes(data)[:16]
+
+
+# -- the shared services' tenant registry ----------------------------------------------
+
+REGISTRY_MODE = 0o640
+MAX_REGISTRY_BYTES = 64 << 10
+# Registry keys shown in a diff; every other value is a secret and shown as a fingerprint.
+REGISTRY_SHOWN_KEYS = ("slug", "database", "db_user", "gateway_url", "default_country_code")
+
+
+def _registry_text(entry):
+    shown = {}
+    for key, value in entry.items():
+        shown[key] = value if key in REGISTRY_SHOWN_KEYS else "(secret, sha256 %s)" % sha256_bytes(str(value).encode("utf-8"))[:16]
+    return json.dumps(shown, indent=1, sort_keys=True) + "\n"
+
+
+def _open_registry(stack, directory, check):
+    """The registry directory (the server role's, root-owned): None when absent, which only check mode accepts."""
+    try:
+        fd = os.open(directory, _DIR_FLAGS)
+    except FileNotFoundError:
+        if check:
+            return None
+        raise WorkspaceError("the service registry %s does not exist (the server role creates it)" % directory) from None
+    except OSError as exc:
+        raise WorkspaceError("cannot open the service registry %s: %s" % (directory, exc.strerror)) from exc
+    stack.callback(os.close, fd)
+    return fd
+
+
+def sync_registry_entry(directory, slug, entry, group, check):
+    """Place ``<directory>/<slug>.json``, readable by the services' ``group`` only; (change or None, diff or None).
+
+    A service reads the tenant's database credentials and tokens there. Written
+    atomically, so a service never reads half a file; in a diff secrets show as
+    fingerprints.
+    """
+    path = os.path.join(directory, slug + ".json")
+    data = (json.dumps(entry, indent=1, sort_keys=True) + "\n").encode("utf-8")
+    owner = (0, group) if os.geteuid() == 0 else None
+    with contextlib.ExitStack() as stack:
+        parent = _open_registry(stack, directory, check)
+        found = stack.enter_context(_entry(parent, slug + ".json", MAX_REGISTRY_BYTES))
+        if found.data == data:
+            if not _meta_differs(found.info, REGISTRY_MODE, owner):
+                return None, None
+            if not check:
+                _fix_meta(found.fd, found.info, REGISTRY_MODE, owner)
+            return "fix owner/mode of %s" % path, None
+        before = ""
+        if found.problem:
+            before = "(%s)\n" % found.problem
+        elif found.data is not None:
+            try:
+                before = _registry_text(json.loads(found.data.decode("utf-8")))
+            except (ValueError, AttributeError):
+                before = "(unreadable)\n"
+        diff = dict(before_header="/dev/null" if found.absent else path, after_header=path, before=before, after=_registry_text(entry))
+        if not check:
+            found.close()
+            _write_atomic(parent, slug + ".json", data, REGISTRY_MODE, owner, path)
+        return ("create %s" if found.absent else "update %s") % path, diff
+
+
+def remove_registry_entry(directory, slug, check):
+    """Remove ``<directory>/<slug>.json`` (whatever is there under that name); the change or None."""
+    path = os.path.join(directory, slug + ".json")
+    with contextlib.ExitStack() as stack:
+        try:
+            parent = os.open(directory, _DIR_FLAGS)
+        except FileNotFoundError:
+            return None
+        stack.callback(os.close, parent)
+        if _lstat(parent, slug + ".json") is None:
+            return None
+        if not check:
+            try:
+                os.unlink(slug + ".json", dir_fd=parent)
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                raise WorkspaceError("cannot remove %s: %s" % (path, exc.strerror)) from exc
+        return "remove %s" % path
 
 
 _ARCHIVE_TYPES = {stat.S_IFLNK: tarfile.SYMTYPE, stat.S_IFIFO: tarfile.FIFOTYPE, stat.S_IFCHR: tarfile.CHRTYPE, stat.S_IFBLK: tarfile.BLKTYPE}

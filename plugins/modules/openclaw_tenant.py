@@ -213,6 +213,57 @@ options:
     description: Seconds a stop waits for the gateway to exit before it is killed.
     type: int
     default: 30
+  services:
+    description:
+      - The platform's shared services that act for this tenant. Each gets the tenant's entry in its registry,
+        C(<registry_dir>/<slug>.json) (C(root:<group>), mode C(0640), written atomically): the tenant's own database
+        role and password (a service reaches the tenant's data as the tenant, never as a role of its own) and the
+        tokens it needs. With O(state=absent) the entries are removed.
+      - Secrets a service needs for this tenant are generated once on the server, C(0600) root next to the gateway token.
+    type: dict
+    default: {}
+    suboptions:
+      webhook:
+        description: The webhook service (Lead Ads and WhatsApp Business). Needs O(db_url).
+        type: dict
+        suboptions:
+          registry_dir:
+            description: The webhook service's registry directory (made by the server role).
+            type: path
+            required: true
+          group:
+            description: The group the services run as; the only one that can read the entry.
+            type: int
+            required: true
+          gateway_url:
+            description:
+              - Where the service forwards WhatsApp Business messages (C(<gateway_url>/hooks/agent), with the hooks token).
+              - Default C(http://<container>:<container port>) on the tenants' network.
+            type: str
+          app_secret:
+            description: The Meta app secret that signs this tenant's Lead Ads posts, when not the platform's.
+            type: str
+          default_country_code:
+            description: Country calling code for this tenant's national phone numbers (digits).
+            type: str
+      upload:
+        description:
+          - The upload service. The container gets C(OPENCLAW_UPLOAD_SECRET) and C(OPENCLAW_UPLOAD_URL), which
+            C(openclaw-upload-link) signs the client's links with. Needs O(db_url).
+        type: dict
+        suboptions:
+          registry_dir:
+            description: The upload service's registry directory (made by the server role).
+            type: path
+            required: true
+          group:
+            description: The group the services run as; the only one that can read the entry.
+            type: int
+            required: true
+          public_url:
+            description: The tenant's upload page as the client opens it, C(https://<domain>/openclaw/upload/<slug>/).
+            type: str
+            required: true
 """
 
 EXAMPLES = r"""
@@ -235,6 +286,22 @@ EXAMPLES = r"""
     port: 18801
     image: openclaw-runtime:2026.2.17
     rotate_token: true
+
+- name: Tenant aliya, registered with the shared webhook and upload services
+  openclaw.standalone.openclaw_tenant:
+    slug: aliya
+    port: 18801
+    image: openclaw-runtime:2026.2.17
+    db_url: postgresql://openclaw_aliya@openclaw-postgres:5432/openclaw_aliya
+    db_password_file: /etc/openclaw/secrets/db-aliya.password
+    services:
+      webhook:
+        registry_dir: /var/lib/openclaw/services/webhook/tenants
+        group: 10001
+      upload:
+        registry_dir: /var/lib/openclaw/services/upload/tenants
+        group: 10001
+        public_url: https://agents.example.com/openclaw/upload/aliya/
 
 - name: Remove bob, keeping an archive of the workspace
   openclaw.standalone.openclaw_tenant:
@@ -291,6 +358,10 @@ workspace:
   description: The tenant's state directory on the server.
   returned: always
   type: str
+leadgen_verify_token_file:
+  description: The root-owned file holding the tenant's Lead Ads subscribe token (the verify token to enter in Meta's app).
+  returned: when O(services.webhook) is set
+  type: str
 archive:
   description: The workspace archive written by O(purge).
   returned: when a purge archived the workspace
@@ -300,7 +371,7 @@ archive:
 import os
 from http.client import HTTPException
 from urllib.error import HTTPError
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 from urllib.request import ProxyHandler, build_opener
 
 from ansible.module_utils.basic import AnsibleModule
@@ -323,17 +394,28 @@ from ansible_collections.openclaw.standalone.plugins.module_utils.validation imp
     tenant_risk_findings,
 )
 from ansible_collections.openclaw.standalone.plugins.module_utils.workspace import (
+    LEADGEN_VERIFY_TOKEN_FILE,
+    UPLOAD_SECRET_FILE,
     Workspace,
     WorkspaceError,
     archive_and_remove,
     relative_path_problem,
+    remove_registry_entry,
+    sync_registry_entry,
 )
 
 CONTAINER_HOME = "/home/openclaw/.openclaw"
 CONTAINER_PORTS = {"loopback": 18790, "lan": 18789}
 DOCKER_SOCKET = "/var/run/docker.sock"
 # Set by this module; O(env) may not override them.
-RESERVED_ENV = ("OPENCLAW_GATEWAY_TOKEN", "OPENCLAW_HOOKS_TOKEN", "OPENCLAW_DB_URL", "OPENCLAW_GATEWAY_BIND")
+RESERVED_ENV = (
+    "OPENCLAW_GATEWAY_TOKEN",
+    "OPENCLAW_HOOKS_TOKEN",
+    "OPENCLAW_DB_URL",
+    "OPENCLAW_GATEWAY_BIND",
+    "OPENCLAW_UPLOAD_SECRET",
+    "OPENCLAW_UPLOAD_URL",
+)
 # The gateway itself always listens on 18789 inside the container.
 # OpenClaw 2026.2.17 has no health endpoint (/healthz came later): the gateway is
 # up when it answers HTTP on its port at all, whatever the status. curl without
@@ -369,6 +451,15 @@ def input_problems(params):
             problems.append("env: %r is not allowed (empty, contains '=', or set by this module)" % name)
     if params["purge"] and params["state"] != "absent":
         problems.append("purge is only valid with state absent")
+    services = {name: options for name, options in params["services"].items() if options}
+    if services and params["state"] != "absent" and not params["db_url"]:
+        problems.append("services: %s reach the tenant's data as its role and need db_url" % ", ".join(sorted(services)))
+    upload = services.get("upload")
+    if upload and urlsplit(upload["public_url"]).scheme not in ("https", "http"):
+        problems.append("services.upload.public_url must be an http(s) URL")
+    webhook = services.get("webhook")
+    if webhook and webhook.get("default_country_code") and not webhook["default_country_code"].isdigit():
+        problems.append("services.webhook.default_country_code must be digits")
     return problems
 
 
@@ -467,6 +558,36 @@ def gateway_probe(port):
     return answers
 
 
+def register_with_services(params, workspace, tokens, db_password, check):
+    """Write (or with state absent remove) the tenant's entry in each shared service's registry."""
+    names = derived_names(params["slug"])
+    for service in ("webhook", "upload"):
+        options = params["services"].get(service)
+        if not options:
+            continue
+        if params["state"] == "absent":
+            change = remove_registry_entry(options["registry_dir"], params["slug"], check)
+            if change:
+                workspace.changes.append(change)
+            continue
+        entry = dict(slug=params["slug"], database=names["database"], db_user=names["role"], db_password=db_password)
+        if service == "webhook":
+            container_port = params["container_port"] or CONTAINER_PORTS[params["gateway_bind"]]
+            entry.update(
+                gateway_url=options["gateway_url"] or "http://%s:%d" % (names["container"], container_port),
+                hooks_token=tokens["hooks"],
+                leadgen_verify_token=tokens["leadgen"],
+            )
+            entry.update((key, options[key]) for key in ("app_secret", "default_country_code") if options.get(key))
+        else:
+            entry["upload_secret"] = tokens["upload"]
+        change, diff = sync_registry_entry(options["registry_dir"], params["slug"], entry, options["group"], check)
+        if change:
+            workspace.changes.append(change)
+        if diff:
+            workspace.diffs.append(diff)
+
+
 def main():
     argument_spec = docker_common_argument_spec()
     argument_spec.update(
@@ -503,6 +624,30 @@ def main():
         log_max_file=dict(type="int", default=3),
         wait_timeout=dict(type="int", default=120),
         stop_timeout=dict(type="int", default=30),
+        services=dict(
+            type="dict",
+            default={},
+            options=dict(
+                webhook=dict(
+                    type="dict",
+                    options=dict(
+                        registry_dir=dict(type="path", required=True),
+                        group=dict(type="int", required=True),
+                        gateway_url=dict(type="str"),
+                        app_secret=dict(type="str", no_log=True),
+                        default_country_code=dict(type="str"),
+                    ),
+                ),
+                upload=dict(
+                    type="dict",
+                    options=dict(
+                        registry_dir=dict(type="path", required=True),
+                        group=dict(type="int", required=True),
+                        public_url=dict(type="str", required=True),
+                    ),
+                ),
+            ),
+        ),
     )
     module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=[("db_password", "db_password_file")], supports_check_mode=True)
     params = module.params
@@ -542,6 +687,7 @@ def main():
                 result["changed"] = True
                 if not module.check_mode:
                     result["archive"] = archive_and_remove(workspace.root, params["backup_dir"], params["slug"])
+            register_with_services(params, workspace, {}, None, module.check_mode)
             finish(module, result, workspace)
 
         image = find_image(client, params["image"])
@@ -563,6 +709,13 @@ def main():
         result["token_adopted"] = workspace.token_adopted
         hooks_token, result["hooks_token_created"] = workspace.ensure_hooks_token(params["rotate_hooks_token"])
         module.no_log_values.add(hooks_token)
+        tokens = dict(hooks=hooks_token)
+        if params["services"].get("webhook"):
+            tokens["leadgen"] = workspace.ensure_secret(LEADGEN_VERIFY_TOKEN_FILE, "Lead Ads verify token")[0]
+            result["leadgen_verify_token_file"] = os.path.join(workspace.root, LEADGEN_VERIFY_TOKEN_FILE)
+        if params["services"].get("upload"):
+            tokens["upload"] = workspace.ensure_secret(UPLOAD_SECRET_FILE, "upload secret")[0]
+        module.no_log_values.update(tokens.values())
         workspace.sync_files(params["files"], set(params["secret_files"]))
         if params["skills_src"]:
             workspace.sync_skills(params["skills_src"])
@@ -571,10 +724,16 @@ def main():
         secrets = dict(params["env"])
         secrets["OPENCLAW_GATEWAY_TOKEN"] = token
         secrets["OPENCLAW_HOOKS_TOKEN"] = hooks_token
+        if "upload" in tokens:
+            # openclaw-upload-link signs the client's links with the tenant's own key.
+            secrets["OPENCLAW_UPLOAD_SECRET"] = tokens["upload"]
+            secrets["OPENCLAW_UPLOAD_URL"] = params["services"]["upload"]["public_url"]
+        password = None
         if params["db_url"]:
             db_url = params["db_url"]
             if params["db_password"]:
-                db_url = with_password(db_url, params["db_password"])
+                password = params["db_password"]
+                db_url = with_password(db_url, password)
                 module.no_log_values.add(db_url)
             elif params["db_password_file"]:
                 if module.check_mode and not os.path.exists(params["db_password_file"]):
@@ -585,12 +744,16 @@ def main():
                 db_url = with_password(db_url, password)
                 module.no_log_values.add(db_url)
             secrets["OPENCLAW_DB_URL"] = db_url
+            if password is None and urlsplit(db_url).password:
+                password = unquote(urlsplit(db_url).password)
         options = container_params(params, params["gateway_bind"])
         spec = desired_spec(options, image_id, secrets, dict(name=names["container"], role="tenant", tenant=params["slug"]))
         container_state = "stopped" if params["state"] == "stopped" else "started"
         # The token is part of the configuration hash: a new one recreates the container.
         converger.converge(spec, container_state, params["stop_timeout"], True, params["wait_timeout"], probe=gateway_probe(params["port"]))
         result["changes"].extend("%s container %s" % (action, names["container"]) for action in result["actions"])
+        # After the container: the services get the tokens the running gateway holds.
+        register_with_services(params, workspace, tokens, password, module.check_mode)
     except (WorkspaceError, DockerFailure) as exc:
         result["changes"] = workspace.changes + result["changes"]
         module.fail_json(msg=str(exc), **result)

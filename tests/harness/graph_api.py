@@ -254,6 +254,26 @@ def _fault_response(fault: dict) -> tuple[int, Any, dict]:
     return status, body, headers
 
 
+@dataclass
+class GraphRequest:
+    """What a route added with ``GraphAPIStandin.route`` is given.
+
+    ``headers`` have lower-case names; ``raw`` is the body as received;
+    ``record`` is the request's entry in ``requests()`` (routes may add keys);
+    ``token`` is the access token from the Authorization header, the body or
+    the query string (``record["token_source"]`` says which), or None.
+    """
+
+    method: str
+    path: str
+    match: re.Match
+    query: dict
+    headers: dict
+    raw: bytes
+    record: dict
+    token: str | None
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
@@ -415,6 +435,19 @@ class GraphAPIStandin:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._ca_file: Path | None = None
+        self._routes: list[tuple[str, re.Pattern, Callable[[GraphRequest], tuple[int, Any, dict]]]] = []
+
+    def route(self, method: str, pattern: str, answer: Callable[[GraphRequest], tuple[int, Any, dict]]) -> None:
+        """Serve another Graph edge: ``answer`` gets a GraphRequest and returns (status, body, headers).
+
+        ``pattern`` is a regular expression matched against the whole path
+        (``/v25.0/<id>/adimages``); routes are tried in the order they were
+        added, after the Conversions API edge. Requests are recorded (without
+        their token) like every other; faults queued with ``inject`` stay for
+        the events edge.
+        """
+        with self._lock:
+            self._routes.append((method.upper(), re.compile(pattern), answer))
 
     @property
     def url(self) -> str:
@@ -602,7 +635,8 @@ class GraphAPIStandin:
             record["fault"] = copy.deepcopy(fault)
             self._records.append(record)
 
-        status, body, headers = self._answer(handler.command, path, events_edge, fault, token, datasets, data, record)
+        request_headers = {name.lower(): value for name, value in handler.headers.items()}
+        status, body, headers = self._answer(handler.command, path, events_edge, fault, token, datasets, data, record, request_headers, raw)
         if self._stopping.is_set():
             # Stopped while this request waited: drop it unanswered, as a server going away would.
             handler.close_connection = True
@@ -627,13 +661,20 @@ class GraphAPIStandin:
             summary += " (answer not delivered: client gone or stand-in stopping)"
         self._log(summary)
 
-    def _answer(self, method, path, events_edge, fault, token, datasets, data, record) -> tuple[int, Any, dict]:
+    def _answer(self, method, path, events_edge, fault, token, datasets, data, record, headers, raw) -> tuple[int, Any, dict]:
         if fault is not None:
             delay = fault.get("delay")
             if delay:
                 self._stopping.wait(delay)
             if "status" in fault or "error_code" in fault:
                 return _fault_response(fault)
+        if not events_edge:
+            with self._lock:
+                routes = list(self._routes)
+            for route_method, pattern, answer in routes:
+                match = pattern.fullmatch(path)
+                if match and route_method == method:
+                    return answer(GraphRequest(method, path, match, record["query"], headers, raw, record, token))
         if not events_edge or method != "POST":
             if method == "POST":
                 return 404, graph_error(100, f"Unknown path components: {path}"), {}

@@ -11,12 +11,6 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from harness.ansible import REPO_ROOT
-
-# The webhook and upload services run the same stand-in image, answering /health.
-SERVICE_CONTEXT = REPO_ROOT / "tests" / "images" / "service"
-SERVICE_HEALTHCHECK = ["CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:{port}/health"]
-
 
 def isolated_server(ident: str, root: Path, images: dict, postgres_port: int) -> dict:
     """A container-mode server: PostgreSQL, runtime image and private directories of its own."""
@@ -37,20 +31,17 @@ def isolated_server(ident: str, root: Path, images: dict, postgres_port: int) ->
     }
 
 
-def stand_in_services(ident: str, webhook_port: int, upload_port: int) -> dict:
-    """The webhook and upload services on the stand-in image, with throwaway verification secrets."""
+def shared_services(ident: str, images: dict, webhook_port: int, upload_port: int) -> dict:
+    """The webhook and upload services on the collection's own services image, built offline, with throwaway secrets."""
     return {
         "openclaw_webhook_container": f"{ident}-webhook",
         "openclaw_upload_container": f"{ident}-upload",
         "openclaw_webhook_port": webhook_port,
-        "openclaw_webhook_image": f"{ident}-webhook:local",
-        "openclaw_webhook_build_context": str(SERVICE_CONTEXT),
-        "openclaw_webhook_healthcheck": [part.format(port=3000) for part in SERVICE_HEALTHCHECK],
         "openclaw_upload_port": upload_port,
-        "openclaw_upload_image": f"{ident}-upload:local",
-        "openclaw_upload_build_context": str(SERVICE_CONTEXT),
-        "openclaw_upload_healthcheck": [part.format(port=3001) for part in SERVICE_HEALTHCHECK],
-        "openclaw_fb_webhook_verify_token": "fbverify-" + uuid.uuid4().hex,
+        "openclaw_services_image": f"{ident}-services:local",
+        "openclaw_services_base_image": images["base"],
+        "openclaw_services_install": "none",
+        "openclaw_services_pull_base": False,
         "openclaw_waba_verify_token": "wabaverify-" + uuid.uuid4().hex,
         "openclaw_waba_app_secret": "wabasecret-" + uuid.uuid4().hex,
     }

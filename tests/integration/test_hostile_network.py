@@ -26,7 +26,7 @@ from harness.ansible import recap, run
 from harness.common import free_ports
 from harness.docker import remove_everything_named
 from harness.nginx import NginxServer, nginx_binary
-from harness.servers import isolated_server, stand_in_services
+from harness.servers import isolated_server, shared_services
 
 PLAYBOOK = "playbooks/site.yml"
 SERVER = "srvh"
@@ -59,7 +59,7 @@ class HostileSite:
         certs = root / "certs"
         self.server = {
             **isolated_server(self.ident, root, images, self.postgres_port),
-            **stand_in_services(self.ident, self.webhook_port, self.upload_port),
+            **shared_services(self.ident, images, self.webhook_port, self.upload_port),
             "openclaw_cert_install_packages": False,
             "openclaw_cert_dir": str(certs),
             **nginx.role_variables(http_port, https_port, status_port, certs / "fullchain.pem", certs / "privkey.pem"),

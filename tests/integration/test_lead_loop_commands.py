@@ -27,7 +27,7 @@ from harness.graph_api import GraphAPIStandin
 from harness.postgres import PostgresCluster, postgres_bindir
 
 RUNTIME_FILES = REPO_ROOT / "roles" / "server" / "files" / "runtime"
-RUNTIME_TASKS = REPO_ROOT / "roles" / "server" / "tasks" / "runtime.yml"
+SERVER_VARS = REPO_ROOT / "roles" / "server" / "vars" / "main.yml"
 MODULE_UTILS = REPO_ROOT / "plugins" / "module_utils"
 TOKEN = "EAAG-lead-loop-" + secrets.token_hex(12)
 DATASET = "987654321"
@@ -38,11 +38,8 @@ PROBE = "/tmp/pwned"
 
 
 def runtime_tools() -> list[str]:
-    """The module utils the server role copies into the runtime image's build context (its own task's list)."""
-    for task in yaml.safe_load(RUNTIME_TASKS.read_text(encoding="utf-8")):
-        if str(task.get("ansible.builtin.copy", {}).get("dest", "")).endswith("/runtime/openclaw-tools/"):
-            return list(task["loop"])
-    raise AssertionError("roles/server/tasks/runtime.yml has no task copying module utils into openclaw-tools/")
+    """The module utils the server role copies into the runtime image's build context (its own list)."""
+    return list(yaml.safe_load(SERVER_VARS.read_text(encoding="utf-8"))["openclaw_server_runtime_module_utils"])
 
 
 def exec_stdin(client, container, command, data: bytes = b"", environment: dict | None = None) -> tuple[int, str, str]:

@@ -19,19 +19,13 @@ import psycopg2
 import pytest
 import yaml
 
-from harness.ansible import REPO_ROOT, recap, run, run_module
+from harness.ansible import recap, run, run_module
 from harness.common import free_ports
 from harness.docker import remove_everything_named
+from harness.servers import shared_services
 
 PLAYBOOK = "playbooks/server.yml"
 SERVER = "srvt"
-SERVICE_CONTEXT = REPO_ROOT / "tests" / "images" / "service"
-SERVICE_HEALTHCHECK = ["CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:{port}/health"]
-WEBHOOK_SECRETS = {
-    "openclaw_fb_webhook_verify_token": "fbverify-" + uuid.uuid4().hex,
-    "openclaw_waba_verify_token": "wabaverify-" + uuid.uuid4().hex,
-    "openclaw_waba_app_secret": "wabasecret-" + uuid.uuid4().hex,
-}
 
 
 class ServerUnderTest:
@@ -63,18 +57,11 @@ class ServerUnderTest:
         }
 
     def with_services(self):
-        self.settings.update(
-            openclaw_webhook_port=self.webhook_port,
-            openclaw_webhook_image=f"{self.ident}-webhook:local",
-            openclaw_webhook_build_context=str(SERVICE_CONTEXT),
-            openclaw_webhook_healthcheck=[part.format(port=3000) for part in SERVICE_HEALTHCHECK],
-            openclaw_upload_port=self.upload_port,
-            openclaw_upload_image=f"{self.ident}-upload:local",
-            openclaw_upload_build_context=str(SERVICE_CONTEXT),
-            openclaw_upload_healthcheck=[part.format(port=3001) for part in SERVICE_HEALTHCHECK],
-            **WEBHOOK_SECRETS,
-        )
+        self.settings.update(shared_services(self.ident, self.images, self.webhook_port, self.upload_port))
         return self
+
+    def service_secrets(self):
+        return [self.settings[name] for name in ("openclaw_waba_verify_token", "openclaw_waba_app_secret")]
 
     def converge(self, *options, tenants=None, **overrides):
         server = {**self.settings, **overrides}
@@ -173,19 +160,28 @@ def test_container_mode_converges_once_and_then_changes_nothing(server):
     assert "no-new-privileges:true" in webhook.attrs["HostConfig"]["SecurityOpt"]
     assert server.network_exists()
 
-    # The services got the seed's environment contract, database settings pointing at the container.
-    with urllib.request.urlopen(f"http://127.0.0.1:{server.webhook_port}/__standin/env", timeout=10) as response:
-        webhook_env = json.load(response)
-    assert all(webhook_env["present"][name] for name in ("PG_HOST", "PG_PORT", "PG_USER", "PG_PASSWORD", "FB_WEBHOOK_VERIFY_TOKEN", "WABA_VERIFY_TOKEN"))
-    assert webhook_env["values"]["PG_HOST"] == f"{server.ident}-postgres"
-    assert webhook_env["values"]["PG_PORT"] == "5432"
-    with urllib.request.urlopen(f"http://127.0.0.1:{server.upload_port}/__standin/env", timeout=10) as response:
-        upload_env = json.load(response)
-    assert upload_env["values"]["MAX_FILE_SIZE_MB"] == "500"
-    assert upload_env["present"]["PG_PASSWORD"]
+    # The services run the collection's own code as an unprivileged user, with their
+    # environment contract and the database settings pointing at the container.
+    for name, port in (("webhook", server.webhook_port), ("upload", server.upload_port)):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
+            assert response.status == 200 and b"ok" in response.read(), name
+    webhook_env = dict(item.split("=", 1) for item in webhook.attrs["Config"]["Env"])
+    assert webhook.attrs["Config"]["User"] == "10001"
+    assert webhook.attrs["Config"]["Cmd"] == ["/usr/local/bin/openclaw-webhook"]
+    assert all(webhook_env.get(name) for name in ("PG_HOST", "PG_PORT", "PG_USER", "PG_PASSWORD", "WABA_VERIFY_TOKEN", "WABA_APP_SECRET"))
+    assert webhook_env["PG_HOST"] == f"{server.ident}-postgres"
+    assert webhook_env["PG_PORT"] == "5432"
+    assert webhook_env["PG_USER"] == "openclaw_service_webhook"
+    upload = server.container(f"{server.ident}-upload")
+    upload_env = dict(item.split("=", 1) for item in upload.attrs["Config"]["Env"])
+    assert upload.attrs["Config"]["Cmd"] == ["/usr/local/bin/openclaw-upload"]
+    assert upload_env["MAX_FILE_SIZE_MB"] == "500"
+    assert upload_env["PG_PASSWORD"]
+    registry = server.root / "lib" / "services" / "webhook" / "tenants"
+    assert stat.S_IMODE(registry.stat().st_mode) == 0o750 and registry.stat().st_gid == 10001
 
     # No secret reached the output, even at -v.
-    for secret in [server.password(), *WEBHOOK_SECRETS.values()]:
+    for secret in [server.password(), *server.service_secrets()]:
         assert secret not in first.stdout + first.stderr
 
     runtime = f"{server.ident}-runtime:2026.2.17"

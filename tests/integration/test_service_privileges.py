@@ -22,7 +22,7 @@ from harness.ansible import recap, run, run_module
 from harness.common import free_ports
 from harness.docker import remove_everything_named
 from harness.postgres import text_columns_holding
-from harness.servers import isolated_server, stand_in_services
+from harness.servers import isolated_server, shared_services
 
 SERVER = "srvt"
 TENANT = "waba"
@@ -44,7 +44,7 @@ class Site:
             **isolated_server(self.ident, root, images, self.postgres_port),
             "openclaw_nginx_openclaw_dir": str(root / "nginx"),
             "openclaw_nginx_install": False,
-            **stand_in_services(self.ident, self.webhook_port, self.upload_port),
+            **shared_services(self.ident, images, self.webhook_port, self.upload_port),
         }
         self.slug = f"{self.ident}{TENANT}"
         self.tenant = {

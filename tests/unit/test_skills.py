@@ -24,8 +24,6 @@ SKILLS = sorted(path.parent.name for path in (REPO_ROOT / "skills").glob("*/SKIL
 TEMPLATES = REPO_ROOT / "templates"
 DOCKERFILE = REPO_ROOT / "roles" / "server" / "files" / "runtime" / "Dockerfile"
 
-# Commands the lead-loop contract puts on PATH in the runtime image, besides its Debian packages.
-CONTRACT_BINS = {"openclaw-lead", "openclaw-capi"}
 # Debian package -> the command it provides, for the packages the skills use.
 PACKAGE_BINS = {"postgresql-client": "psql", "curl": "curl", "jq": "jq", "python3": "python3", "git": "git", "socat": "socat"}
 # Commands a recipe may run and that therefore belong in a skill's requires.bins.
@@ -93,7 +91,11 @@ def runtime_bins() -> set[str]:
     install = re.search(r"apt-get install -y --no-install-recommends ([^;]+);", dockerfile)
     assert install, "the runtime Dockerfile no longer installs Debian packages the way this test reads them"
     packages = install.group(1).split()
-    return {PACKAGE_BINS[package] for package in packages if package in PACKAGE_BINS} | {"node", "openclaw", "bash"} | CONTRACT_BINS
+    # The collection's own commands, copied onto PATH (the entry point is not one the agent runs).
+    copied = re.search(r"^COPY ((?:openclaw-[a-z-]+ )+)/usr/local/bin/$", dockerfile, re.M)
+    assert copied, "the runtime Dockerfile no longer copies its commands the way this test reads them"
+    own = set(copied.group(1).split())
+    return {PACKAGE_BINS[package] for package in packages if package in PACKAGE_BINS} | {"node", "openclaw", "bash"} | own
 
 
 def test_there_are_eleven_skills():
@@ -129,12 +131,12 @@ def test_tools_md_names_only_tools_the_image_has():
     named = set(re.findall(r"`([^`]+)`", line))
     assert named, line
     assert named <= runtime_bins(), sorted(named - runtime_bins())
-    assert {"psql", "curl", "jq", "openclaw-lead", "openclaw-capi"} <= named
+    assert {"psql", "curl", "jq", "openclaw-lead", "openclaw-capi", "openclaw-waba", "openclaw-upload-link"} <= named
 
 
 def test_runtime_bins_reads_the_dockerfile():
-    # Positive control for the two tests above: the parser sees psql and jq.
-    assert {"psql", "jq", "curl"} <= runtime_bins()
+    # Positive control for the two tests above: the parser sees psql, jq and the copied commands.
+    assert {"psql", "jq", "curl", "openclaw-lead", "openclaw-waba"} <= runtime_bins()
 
 
 # ---- customer text is data -------------------------------------------------------------

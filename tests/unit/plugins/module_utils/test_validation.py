@@ -291,11 +291,11 @@ def test_problem_text_names_host_variable_and_rule():
             set(),
         ),
         ({"openclaw_runtime_gateway_bind": "public"}, {("openclaw_runtime_gateway_bind", "gateway-bind")}),
-        ({"openclaw_upload_port": 9001}, {("openclaw_upload_image", "service-source")}),
-        ({"openclaw_upload_port": 9001, "openclaw_upload_build_context": "services/upload"}, set()),
+        # The services run the collection's own image unless another is set.
+        ({"openclaw_upload_port": 9001}, set()),
         (
-            {"openclaw_webhook_port": 9000, "openclaw_webhook_image": "webhook:1", "openclaw_waba_verify_token": "t"},
-            {("openclaw_fb_webhook_verify_token", "service-secret"), ("openclaw_waba_app_secret", "service-secret")},
+            {"openclaw_webhook_port": 9000, "openclaw_waba_verify_token": "t"},
+            {("openclaw_waba_app_secret", "service-secret")},
         ),
         ({"openclaw_cert_provider": "cloudflare", "openclaw_cert_cloudflare_api_token": "t"}, set()),
         ({"openclaw_postgres_mode": "docker"}, {("openclaw_postgres_mode", "postgres-mode")}),

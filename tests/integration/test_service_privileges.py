@@ -1,16 +1,24 @@
-"""Least privilege of the shared services and secrets where they belong, on the real Docker engine.
+"""The shared services end to end, least privilege and secrets where they belong, on the real Docker engine.
 
-One isolated server with both shared services (the stand-in image) and one
-tenant with a WhatsApp Business number is converged once for the module.
-The services' own roles are probed with the credentials their containers
-got, the shared database is searched for the tenant's tokens, and the
-tenant's environment is checked for the platform's Anthropic key.
+One isolated server with both shared services (the services image the server
+role builds from the collection) and one tenant with a WhatsApp Business
+number is converged once for the module. A signed WhatsApp Business post
+travels from the webhook's published port to the tenant's database and
+gateway; an upload link made in the tenant's container opens its data at the
+upload service. The services' own roles are probed with the credentials their
+containers got, the shared database is searched for the tenant's tokens, and
+the tenant's environment is checked for the platform's Anthropic key.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import json
 import stat
+import time
+import urllib.error
+import urllib.request
 import uuid
 
 import psycopg2
@@ -106,6 +114,136 @@ def site(docker_client, test_images, tmp_path_factory):
         yield built
     finally:
         built.cleanup()
+
+
+def loopback(port, path, body=None, headers=None):
+    """(status, text) of a request to 127.0.0.1:<port>, whatever the status."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, headers=headers or {})
+    try:
+        with opener.open(request, timeout=20) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def waba_post(message_id, text, sender):
+    message = {"from": sender, "id": message_id, "timestamp": str(int(time.time())), "type": "text", "text": {"body": text}}
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "77011234567", "phone_number_id": PHONE_ID},
+        "contacts": [{"wa_id": sender, "profile": {"name": "Aliya"}}],
+        "messages": [message],
+    }
+    return json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "WABA1", "changes": [{"field": "messages", "value": value}]}]}).encode()
+
+
+def signed(raw, secret):
+    return {"Content-Type": "application/json", "X-Hub-Signature-256": "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()}
+
+
+def tenant_rows(site, statement, values=()):
+    role = f"openclaw_{site.slug}"
+    connection = site.connect(role, site.secret(f"db-{site.slug}.password"), role)
+    try:
+        with connection, connection.cursor() as cursor:
+            cursor.execute(statement, values)
+            return cursor.fetchall() if cursor.description else None
+    finally:
+        connection.close()
+
+
+def gateway_hook_calls(site):
+    token = site.gateway_token()
+    status, body = loopback(site.tenant_port, "/__standin/hooks", headers={"Authorization": f"Bearer {token}"})
+    assert status == 200, body
+    return json.loads(body)["webhooks"]
+
+
+def eventually(probe, seconds=60):
+    deadline = time.monotonic() + seconds
+    while True:
+        found = probe()
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
+def test_registry_entries_are_the_tenants_own_and_readable_by_the_services_only(site):
+    tenant_dir = site.root / "clients" / site.slug
+    for service in ("webhook", "upload"):
+        entry_file = site.root / "lib" / "services" / service / "tenants" / f"{site.slug}.json"
+        info = entry_file.stat()
+        assert (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid) == (0o640, 0, 10001), service
+        entry = json.loads(entry_file.read_text(encoding="utf-8"))
+        # The tenant's own role and password, never a service's or the superuser's.
+        assert (entry["database"], entry["db_user"]) == (f"openclaw_{site.slug}", f"openclaw_{site.slug}")
+        assert entry["db_password"] == site.secret(f"db-{site.slug}.password")
+        assert site.secret("postgres_password") not in entry.values()
+    webhook = json.loads((site.root / "lib" / "services" / "webhook" / "tenants" / f"{site.slug}.json").read_text(encoding="utf-8"))
+    assert webhook["hooks_token"] == (tenant_dir / "hooks_token").read_text(encoding="utf-8").strip()
+    assert webhook["leadgen_verify_token"] == (tenant_dir / "leadgen_verify_token").read_text(encoding="utf-8").strip()
+    assert webhook["gateway_url"] == f"http://openclaw-{site.slug}:18790"
+    for name in ("hooks_token", "leadgen_verify_token", "upload_secret"):
+        assert stat.S_IMODE((tenant_dir / name).stat().st_mode) == 0o600, name
+    # The gateway's own token is not among what the services hold.
+    assert site.gateway_token() not in webhook.values()
+
+
+def test_lead_ads_subscription_answers_only_the_tenants_own_verify_token(site):
+    token = (site.root / "clients" / site.slug / "leadgen_verify_token").read_text(encoding="utf-8").strip()
+    path = f"/webhook/{site.slug}?hub.mode=subscribe&hub.challenge=4242&hub.verify_token="
+    assert loopback(site.webhook_port, path + token) == (200, "4242")
+    # Attacks: the platform's WABA verify token, another tenant's path, nothing.
+    assert loopback(site.webhook_port, path + site.server["openclaw_waba_verify_token"])[0] == 403
+    assert loopback(site.webhook_port, path.replace(site.slug, site.slug + "x") + token)[0] == 404
+    assert loopback(site.webhook_port, path)[0] == 403
+
+
+def test_a_signed_whatsapp_business_message_reaches_the_tenants_database_and_gateway_once(site):
+    sender = "7701" + str(uuid.uuid4().int)[:7]
+    message_id = "wamid." + uuid.uuid4().hex
+    hostile = "Цена? $(touch /tmp/pwned) `id`"
+    raw = waba_post(message_id, hostile, sender)
+    before = len(gateway_hook_calls(site))
+    # Attacks first: unsigned, and signed with another secret, are refused and record nothing.
+    assert loopback(site.webhook_port, "/webhooks/waba", raw, {"Content-Type": "application/json"})[0] in (401, 403)
+    assert loopback(site.webhook_port, "/webhooks/waba", raw, signed(raw, "not-" + APP_SECRET))[0] in (401, 403)
+    time.sleep(1)
+    assert tenant_rows(site, "SELECT count(*) FROM wa_messages WHERE message_id = %s", (message_id,)) == [(0,)]
+    # Positive control: signed with the number's app secret, and a replay of it.
+    for _attempt in range(2):
+        status, body = loopback(site.webhook_port, "/webhooks/waba", raw, signed(raw, APP_SECRET))
+        assert status == 200, body
+    recorded = eventually(lambda: tenant_rows(site, "SELECT direction, channel, message_text FROM wa_messages WHERE message_id = %s", (message_id,)))
+    assert recorded == [("inbound", "waba", hostile)]
+    calls = eventually(lambda: gateway_hook_calls(site)[before:])
+    assert len(calls) == 1, calls
+    assert calls[0]["action"] == "agent" and calls[0]["payload"]["sessionKey"] == f"hook:waba:{sender}"
+    assert hostile in json.dumps(calls[0]["payload"], ensure_ascii=False)
+    time.sleep(2)
+    # Exactly once, by the database's own constraint, however often Meta retries.
+    assert len(gateway_hook_calls(site)) == before + 1
+    assert tenant_rows(site, "SELECT count(*) FROM wa_messages WHERE message_id = %s", (message_id,)) == [(1,)]
+    assert tenant_rows(site, "SELECT incoming_count FROM wa_dialogs WHERE phone = %s", (sender,)) == [(1,)]
+
+
+def test_an_upload_link_made_in_the_tenants_container_opens_only_its_data(site):
+    container = site.client.containers.get(f"openclaw-{site.slug}")
+    code, output = container.exec_run(["openclaw-upload-link", "--hours", "1"], user="1001:1001")
+    assert code == 0, output
+    link = output.decode().strip()
+    assert link.startswith(f"https://example.test/openclaw/upload/{site.slug}/#")
+    token = link.split("#", 1)[1]
+    tenant_rows(site, "INSERT INTO directions (name, is_active) VALUES ('e2e direction', true)")
+    status, body = loopback(site.upload_port, f"/{site.slug}/directions", headers={"Authorization": f"Bearer {token}"})
+    assert status == 200, body
+    assert "e2e direction" in [direction["name"] for direction in json.loads(body)]
+    # Attacks: no token, a forged one, and the tenant's token on another slug's path.
+    assert loopback(site.upload_port, f"/{site.slug}/directions")[0] == 401
+    forged = token.split(".")[0] + "." + "0" * 64
+    assert loopback(site.upload_port, f"/{site.slug}/directions", headers={"Authorization": f"Bearer {forged}"})[0] == 401
+    assert loopback(site.upload_port, f"/{site.slug}x/directions", headers={"Authorization": f"Bearer {token}"})[0] == 404
 
 
 def service_credentials(site, name):

@@ -532,3 +532,58 @@ def test_a_removed_file_planted_as_a_link_is_not_followed(clients, skills, host)
     converge(clients, FILES, skills)
     space, _token, _created = converge(clients, files, skills)
     assert "remove workspace/TOOLS.md" in space.changes and not (state / "workspace" / "TOOLS.md").exists()
+
+
+# -- the shared services' registry -----------------------------------------------------------
+
+REGISTRY_ENTRY = {"slug": "aliya", "database": "openclaw_aliya", "db_user": "openclaw_aliya", "db_password": "pw-" + "s3cret", "hooks_token": "h" * 64}
+
+
+def test_a_registry_entry_is_written_once_readable_by_the_group_with_secrets_hidden_in_the_diff(tmp_path):
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    group = os.getgid()
+    planned, diff = w.sync_registry_entry(str(registry), "aliya", REGISTRY_ENTRY, group, check=True)
+    assert planned == "create %s" % (registry / "aliya.json") and not (registry / "aliya.json").exists()
+    assert "openclaw_aliya" in diff["after"] and "s3cret" not in diff["after"] and "h" * 64 not in diff["after"]
+    assert w.sync_registry_entry(str(registry), "aliya", REGISTRY_ENTRY, group, check=False)[0].startswith("create ")
+    written = registry / "aliya.json"
+    assert stat.S_IMODE(written.stat().st_mode) == 0o640
+    assert w.sync_registry_entry(str(registry), "aliya", REGISTRY_ENTRY, group, check=False) == (None, None)
+    rotated = {**REGISTRY_ENTRY, "hooks_token": "k" * 64}
+    change, diff = w.sync_registry_entry(str(registry), "aliya", rotated, group, check=False)
+    assert change.startswith("update ") and diff["before"] != diff["after"] and "k" * 64 not in diff["after"]
+    assert '"hooks_token": "' + "k" * 64 in written.read_text()
+
+
+def test_a_link_planted_as_the_registry_entry_is_replaced_not_followed(tmp_path):
+    registry, target = tmp_path / "registry", tmp_path / "elsewhere"
+    registry.mkdir()
+    target.write_text("keep")
+    (registry / "aliya.json").symlink_to(target)
+    change, _diff = w.sync_registry_entry(str(registry), "aliya", REGISTRY_ENTRY, os.getgid(), check=False)
+    assert change.startswith("update ")
+    assert target.read_text() == "keep"
+    assert not (registry / "aliya.json").is_symlink()
+
+
+def test_a_registry_entry_is_removed_once_and_a_missing_registry_is_only_accepted_in_check_mode(tmp_path):
+    registry = tmp_path / "registry"
+    assert w.sync_registry_entry(str(registry), "aliya", REGISTRY_ENTRY, os.getgid(), check=True)[0].startswith("create ")
+    with pytest.raises(w.WorkspaceError, match="does not exist"):
+        w.sync_registry_entry(str(registry), "aliya", REGISTRY_ENTRY, os.getgid(), check=False)
+    registry.mkdir()
+    w.sync_registry_entry(str(registry), "aliya", REGISTRY_ENTRY, os.getgid(), check=False)
+    assert w.remove_registry_entry(str(registry), "aliya", check=True).startswith("remove ")
+    assert (registry / "aliya.json").exists()
+    assert w.remove_registry_entry(str(registry), "aliya", check=False).startswith("remove ")
+    assert w.remove_registry_entry(str(registry), "aliya", check=False) is None
+
+
+def test_service_secrets_are_made_once_root_only(clients):
+    space = w.Workspace(str(clients), "aliya", os.getuid(), os.getgid(), False)
+    space.ensure_layout()
+    secret, created = space.ensure_secret(w.UPLOAD_SECRET_FILE, "upload secret")
+    assert created and len(secret) == 64
+    assert space.ensure_secret(w.UPLOAD_SECRET_FILE, "upload secret") == (secret, False)
+    assert stat.S_IMODE((clients / "aliya" / w.UPLOAD_SECRET_FILE).stat().st_mode) == 0o600

@@ -23,7 +23,11 @@ BASE = {
     "db_password_file": None,
     "env": {},
     "purge": False,
+    "services": {},
 }
+WEBHOOK = {"registry_dir": "/srv/webhook", "group": 10001, "gateway_url": None, "app_secret": None, "default_country_code": None}
+UPLOAD = {"registry_dir": "/srv/upload", "group": 10001, "public_url": "https://agents.example.com/openclaw/upload/aliya/"}
+DB_URL = "postgresql://openclaw_aliya@db:5432/openclaw_aliya"
 
 
 def problems(**overrides):
@@ -48,6 +52,10 @@ def test_valid_input_has_no_problems():
         ({"db_url": "postgresql://u:p@h/d", "db_password": "p"}, "must not carry a password"),
         ({"env": {"OPENCLAW_GATEWAY_TOKEN": "x"}}, "set by this module"),
         ({"purge": True}, "purge is only valid with state absent"),
+        ({"env": {"OPENCLAW_UPLOAD_SECRET": "x"}}, "set by this module"),
+        ({"services": {"webhook": WEBHOOK, "upload": None}}, "services: webhook reach the tenant's data as its role and need db_url"),
+        ({"services": {"upload": {**UPLOAD, "public_url": "javascript:alert(1)"}}, "db_url": DB_URL}, "services.upload.public_url"),
+        ({"services": {"webhook": {**WEBHOOK, "default_country_code": "+7"}}, "db_url": DB_URL}, "default_country_code must be digits"),
     ],
 )
 def test_each_bad_input_is_named(overrides, fragment):
@@ -56,6 +64,12 @@ def test_each_bad_input_is_named(overrides, fragment):
 
 def test_absent_needs_neither_port_nor_image():
     assert problems(state="absent", port=None, image=None, purge=True) == ""
+
+
+def test_services_with_the_tenants_database_are_valid():
+    assert problems(services={"webhook": WEBHOOK, "upload": UPLOAD}, db_url=DB_URL) == ""
+    # Removing a tenant removes its registry entries without needing its database.
+    assert problems(state="absent", port=None, image=None, services={"webhook": WEBHOOK, "upload": UPLOAD}) == ""
 
 
 ISOLATED = {"slug": "aliya", "uid": 1001, "gid": 1001, "docker_socket": False, "resources": {"memory": "2g", "cpus": 1.0, "pids": 512}, "allow_dangerous": []}

@@ -200,6 +200,19 @@ def test_lead_ads_subscription_answers_only_the_tenants_own_verify_token(site):
     assert loopback(site.webhook_port, path)[0] == 403
 
 
+def test_show_access_prints_the_meta_settings_only_when_asked(site):
+    token = (site.root / "clients" / site.slug / "leadgen_verify_token").read_text(encoding="utf-8").strip()
+    shown = site.play("playbooks/show_access.yml", {TENANT: site.tenant}, "-e", f"tenant={TENANT}", "-e", "show=meta")
+    assert shown.returncode == 0, shown.stdout[-4000:]
+    assert f"Lead Ads verify token: {token}" in shown.stdout
+    assert f"https://example.test/openclaw/webhook/{site.slug}" in shown.stdout
+    assert "https://example.test/openclaw/webhooks/waba" in shown.stdout
+    assert site.server["openclaw_waba_verify_token"] not in shown.stdout
+    # Positive control of the search: the default mode shows the gateway token, not this one.
+    default = site.play("playbooks/show_access.yml", {TENANT: site.tenant}, "-e", f"tenant={TENANT}")
+    assert site.gateway_token() in default.stdout and token not in default.stdout
+
+
 def test_a_signed_whatsapp_business_message_reaches_the_tenants_database_and_gateway_once(site):
     sender = "7701" + str(uuid.uuid4().int)[:7]
     message_id = "wamid." + uuid.uuid4().hex

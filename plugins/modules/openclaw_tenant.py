@@ -216,9 +216,9 @@ options:
   services:
     description:
       - The platform's shared services that act for this tenant. Each gets the tenant's entry in its registry,
-        C(<registry_dir>/<slug>.json) (C(root:<group>), mode C(0640), written atomically): the tenant's own database
-        role and password (a service reaches the tenant's data as the tenant, never as a role of its own) and the
-        tokens it needs. With O(state=absent) the entries are removed.
+        C(<registry_dir>/<slug>.json) (C(root:<group>), mode C(0640), written atomically) with the tenant's own
+        database role and password (a service reaches the tenant's data as the tenant, never as a role of its own)
+        and the tokens it needs. With O(state=absent) the entries are removed.
       - Secrets a service needs for this tenant are generated once on the server, C(0600) root next to the gateway token.
     type: dict
     default: {}

@@ -189,7 +189,8 @@ def lead_outbound(args, src):
 
 
 # -- openclaw-capi -------------------------------------------------------------------
-def sender(conn, args, src, level=None):
+def graph_settings():
+    """(base URL, API version) of the Graph API from the container's environment, checked."""
     graph_url = os.environ.get("OPENCLAW_GRAPH_URL") or capi.DEFAULT_GRAPH_URL
     if not graph_url.startswith("https://"):
         raise Failure(EXIT_INPUT, "OPENCLAW_GRAPH_URL must be an https:// URL")
@@ -197,6 +198,11 @@ def sender(conn, args, src, level=None):
     problem = capi.api_version_problem(version)
     if problem:
         raise Failure(EXIT_INPUT, "OPENCLAW_GRAPH_API_VERSION: " + problem)
+    return graph_url, version
+
+
+def sender(conn, args, src, level=None):
+    graph_url, version = graph_settings()
     value = getattr(args, "value", None)
     currency = getattr(args, "currency", None)
     options = {

@@ -81,13 +81,7 @@ def recipient(raw):
 
 
 def graph_endpoint(phone_id):
-    url = os.environ.get("OPENCLAW_GRAPH_URL") or capi.DEFAULT_GRAPH_URL
-    if not url.startswith("https://"):
-        raise Failure(EXIT_INPUT, "OPENCLAW_GRAPH_URL must be an https:// URL")
-    version = os.environ.get("OPENCLAW_GRAPH_API_VERSION") or capi.DEFAULT_API_VERSION
-    problem = capi.api_version_problem(version)
-    if problem:
-        raise Failure(EXIT_INPUT, "OPENCLAW_GRAPH_API_VERSION: " + problem)
+    url, version = leadloop_cli.graph_settings()
     return "%s/%s/%s/messages" % (url.rstrip("/"), version, phone_id)
 
 

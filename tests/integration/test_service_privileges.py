@@ -142,15 +142,19 @@ def signed(raw, secret):
     return {"Content-Type": "application/json", "X-Hub-Signature-256": "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()}
 
 
-def tenant_rows(site, statement, values=()):
-    role = f"openclaw_{site.slug}"
-    connection = site.connect(role, site.secret(f"db-{site.slug}.password"), role)
+def fetch(connection, statement, values=None):
+    """Run one statement in its own transaction, close the connection; its rows, if any."""
     try:
         with connection, connection.cursor() as cursor:
             cursor.execute(statement, values)
             return cursor.fetchall() if cursor.description else None
     finally:
         connection.close()
+
+
+def tenant_rows(site, statement, values=None):
+    role = f"openclaw_{site.slug}"
+    return fetch(site.connect(role, site.secret(f"db-{site.slug}.password"), role), statement, values)
 
 
 def gateway_hook_calls(site):
@@ -385,13 +389,7 @@ def test_one_tenant_key_for_several_tenants_is_refused_unless_they_opt_in(site):
 
 
 def superuser_query(pg_cluster, database, statement, values=None):
-    connection = psycopg2.connect(pg_cluster.dsn_for(database))
-    try:
-        with connection, connection.cursor() as cursor:
-            cursor.execute(statement, values)
-            return cursor.fetchall() if cursor.description else None
-    finally:
-        connection.close()
+    return fetch(psycopg2.connect(pg_cluster.dsn_for(database)), statement, values)
 
 
 def test_service_role_module_converges_to_exactly_its_grants(pg_cluster, tmp_path):

@@ -19,10 +19,10 @@ banner() {
 }
 
 OFFLINE=0
-if ! have_image node:22-slim || ! have_image postgres:16; then
+if ! have_image node:22-slim || ! have_image postgres:16 || ! have_image debian:bookworm-slim; then
     OFFLINE=1
     EXTRA=(-e "@inventories/offline-demo.yml")
-    banner "offline demo: gateway stand-in (no registry: node:22-slim / postgres:16 unavailable)"
+    banner "offline demo: gateway stand-in (no registry: node:22-slim / postgres:16 / debian:bookworm-slim unavailable)"
 fi
 
 ansible-playbook -i "$INVENTORY" playbooks/site.yml "${EXTRA[@]}" "$@"
@@ -35,6 +35,8 @@ for slug in $(ansible-inventory -i "$INVENTORY" --list 2>/dev/null | python3 -c 
     echo "  curl -k --resolve $slug.$domain:$port:127.0.0.1 https://$slug.$domain:$port/   (401 without the token: the gateway answers)"
 done
 echo "A tenant's URL with its token: ansible-playbook -i $INVENTORY playbooks/show_access.yml -e tenant=demo"
+echo "Shared services: curl -k --resolve $domain:$port:127.0.0.1 https://$domain:$port/openclaw/upload/demo/"
+echo "  (Meta webhook settings of a tenant: ansible-playbook -i $INVENTORY playbooks/show_access.yml -e tenant=demo -e show=meta)"
 if [[ $OFFLINE -eq 1 ]]; then
     banner "offline demo: gateway stand-in - the tenants run a stand-in, not OpenClaw"
 fi

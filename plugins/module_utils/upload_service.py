@@ -33,6 +33,7 @@ Registry keys: slug, database, db_user, db_password, upload_secret.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import html
 import os
 import queue
@@ -137,6 +138,9 @@ SCRIPT = """'use strict';
 """
 
 
+INTERRUPTED = "the upload service restarted before the creative was made; upload the file again"
+
+
 def media_type(head):
     """'image' or 'video' from a file's first bytes, else None (the declared type is not trusted)."""
     if head.startswith(b"\xff\xd8\xff") or head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -182,6 +186,7 @@ class UploadApp:
 
     def __init__(self, config):
         self.config = config
+        self.started = datetime.datetime.now(datetime.timezone.utc)
         self.registry = TenantRegistry(config.tenants_dir, required=("upload_secret",))
         self.jobs = queue.Queue(maxsize=config.queue_size)
         self.threads = [threading.Thread(target=self._work, name="upload-worker-%d" % index, daemon=True) for index in range(config.workers)]
@@ -278,6 +283,37 @@ class UploadApp:
             self._fail(tenant, creative_id, "the creative was made but could not be recorded")
         finally:
             conn.close()
+
+    def recover_interrupted(self):
+        """Mark failed what a previous run of the service left 'processing'.
+
+        The queue lives in this process only: a creative made 'processing'
+        before this process started lost its file with the old process and
+        would wait forever. Uploads this process accepts meanwhile are newer
+        than its start (the database's and the server's clocks agree to NTP's
+        precision) and are left alone. Each tenant is updated as its own role;
+        one unreachable tenant does not stop the others. Returns the count.
+        """
+        recovered = 0
+        for slug in self.registry.slugs():
+            tenant = self.registry.get(slug)
+            try:
+                conn = self.connect(tenant)
+                try:
+                    with conn, conn.cursor() as cur:
+                        cur.execute(
+                            "UPDATE public.creatives SET status = 'failed', failure_reason = %s, updated_at = now()"
+                            " WHERE status = 'processing' AND created_at < %s",
+                            (INTERRUPTED, self.started),
+                        )
+                        recovered += cur.rowcount
+                finally:
+                    conn.close()
+            except Exception as exc:  # noqa: BLE001 - logged; the other tenants are still recovered
+                log("error", SRC, "cannot recover interrupted creatives", tenant=slug, error=type(exc).__name__)
+        if recovered:
+            log("warning", SRC, "creatives interrupted by a restart marked failed", count=recovered)
+        return recovered
 
     def _fail(self, tenant, creative_id, reason):
         log("error", SRC, "creative failed", tenant=tenant["slug"], creative=creative_id, reason=reason)
@@ -465,5 +501,7 @@ def main():
     config = UploadConfig()
     port = env_int("PORT", 3001, minimum=1)
     app = UploadApp(config)
+    # In the background: the service answers (and its health check passes) while tenants are visited.
+    threading.Thread(target=app.recover_interrupted, name="upload-recovery", daemon=True).start()
     serve(make_handler(app), port, src=SRC)
     return 0

@@ -346,3 +346,32 @@ def test_converge_wrote_the_isolation(site):
     assert "-d 169.254.0.0/16 -j REJECT" in rules
     hba = Path(site.server["openclaw_server_lib_dir"], "postgres", "pg_hba.conf").read_text(encoding="utf-8")
     assert "sameuser" in hba
+
+
+def test_the_services_answer_through_nginx_each_tenant_with_its_own_secrets(site):
+    """Meta's and the client's way in (nginx on the bare domain); a tenant's own secrets open nothing of another's."""
+    from ansible_collections.openclaw.standalone.plugins.module_utils import upload_links
+
+    slug_a, slug_b = site.slug("a"), site.slug("b")
+    verify_a = (site.root / "clients" / slug_a / "leadgen_verify_token").read_text(encoding="utf-8").strip()
+    subscribe = "/openclaw/webhook/{slug}?hub.mode=subscribe&hub.challenge=31337&hub.verify_token={token}"
+    assert https_request(site, DOMAIN, subscribe.format(slug=slug_a, token=verify_a), {}) == (200, "31337")
+    # Attack: tenant A's verify token (which its operator knows) on tenant B's webhook.
+    assert https_request(site, DOMAIN, subscribe.format(slug=slug_b, token=verify_a), {})[0] == 403
+
+    # The link the agent hands out, made inside tenant A's container.
+    code, link = site.exec_as_tenant("a", ["openclaw-upload-link"])
+    assert code == 0 and link.startswith(f"https://{DOMAIN}/openclaw/upload/{slug_a}/#"), link
+    token = link.split("#", 1)[1]
+    status, body = https_request(site, DOMAIN, f"/openclaw/upload/{slug_a}/directions", {"Authorization": f"Bearer {token}"})
+    assert (status, json.loads(body)) == (200, [])
+    # Attack: tenant A signs a link for tenant B with the upload key in its own environment.
+    environment = dict(entry.split("=", 1) for entry in site.tenant("a").attrs["Config"]["Env"])
+    forged = upload_links.make_token(environment["OPENCLAW_UPLOAD_SECRET"], slug_b)
+    assert https_request(site, DOMAIN, f"/openclaw/upload/{slug_b}/directions", {"Authorization": f"Bearer {forged}"})[0] == 401
+    # Positive control: the same key signs a link for A's own slug that the service accepts.
+    own = upload_links.make_token(environment["OPENCLAW_UPLOAD_SECRET"], slug_a)
+    assert https_request(site, DOMAIN, f"/openclaw/upload/{slug_a}/directions", {"Authorization": f"Bearer {own}"})[0] == 200
+    # The page itself carries no tenant data and loads without a token.
+    status, page = https_request(site, DOMAIN, f"/openclaw/upload/{slug_a}/", {})
+    assert status == 200 and 'id="file"' in page and 'src="app.js"' in page

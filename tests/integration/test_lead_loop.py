@@ -8,12 +8,16 @@ message:received hook (the collection's handler.js, run by the stand-in the
 way later gateways call it) records a QR-channel message with a hostile
 display name; the level-1 sweep (the capi_event module, the same code as
 `openclaw-capi sweep`) sends exactly one event per qualifying dialog to the
-Graph API stand-in and nothing the second time; and a [WABA] message posted
-through nginx reaches /hooks/agent only with the hooks token.
+Graph API stand-in and nothing the second time; a [WABA] message posted
+through nginx reaches /hooks/agent only with the hooks token; and a signed
+WhatsApp Business webhook posted to the platform's URL travels through nginx
+and the collection's webhook service into the tenant's database and gateway.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import http.client
 import json
 import secrets
@@ -30,7 +34,7 @@ from harness.ansible import run, run_module
 from harness.common import free_ports, loopback_request
 from harness.docker import remove_everything_named
 from harness.nginx import NginxServer, nginx_binary
-from harness.servers import isolated_server
+from harness.servers import isolated_server, shared_services
 
 SERVER = "srvl"
 DOMAIN = "leads.test"
@@ -38,6 +42,8 @@ TENANT_UID = "1001"
 DATASET = "998877665544"
 WABA = "102030405060708"
 CTWA_CLID = "ARAkLkA8rmlFeiCktEJQ-loop" + secrets.token_hex(4)
+PHONE_NUMBER_ID = "106540352240001"
+WABA_APP_SECRET = "wabaapp-" + secrets.token_hex(16)
 AD_ID = "120210000000000001"
 
 
@@ -46,7 +52,7 @@ class LeadSite:
         self.client = client
         self.ident = "ocl" + uuid.uuid4().hex[:6]
         self.root = root
-        http_port, https_port, status_port, self.postgres_port, self.port = free_ports(5)
+        http_port, https_port, status_port, self.postgres_port, self.port, webhook_port, upload_port = free_ports(7)
         self.https_port = https_port
         certs = root / "certs"
         self.slug = f"{self.ident}t"
@@ -55,8 +61,18 @@ class LeadSite:
             "openclaw_cert_install_packages": False,
             "openclaw_cert_dir": str(certs),
             **nginx.role_variables(http_port, https_port, status_port, certs / "fullchain.pem", certs / "privkey.pem"),
+            **shared_services(self.ident, images, webhook_port, upload_port),
         }
-        self.tenant = {"openclaw_server": SERVER, "openclaw_slug": self.slug, "openclaw_port": self.port, "openclaw_capi_sweep_interval": 0}
+        self.tenant = {
+            "openclaw_server": SERVER,
+            "openclaw_slug": self.slug,
+            "openclaw_port": self.port,
+            "openclaw_capi_sweep_interval": 0,
+            # Its WhatsApp Business number, routed by the shared webhook service.
+            "openclaw_waba_phone_id": PHONE_NUMBER_ID,
+            "openclaw_waba_access_token": "EAAG-number-" + secrets.token_hex(8),
+            "openclaw_waba_app_secret": WABA_APP_SECRET,
+        }
 
     def converge(self):
         inventory = {
@@ -107,13 +123,15 @@ class LeadSite:
     def gateway(self, method, path, body=None, headers=None):
         return loopback_request(self.port, method, path, body, headers)
 
-    def through_nginx(self, path, body, headers):
+    def through_nginx(self, path, body, headers, host=None):
+        """POST to nginx, by default on the tenant's host name; ``body`` is JSON-encoded unless already bytes."""
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         connection = http.client.HTTPSConnection("127.0.0.1", self.https_port, context=context, timeout=15)
+        raw = body if isinstance(body, bytes) else json.dumps(body)
         try:
-            connection.request("POST", path, body=json.dumps(body), headers={"Host": f"{self.slug}.{DOMAIN}", "Content-Type": "application/json", **headers})
+            connection.request("POST", path, body=raw, headers={"Host": host or f"{self.slug}.{DOMAIN}", "Content-Type": "application/json", **headers})
             response = connection.getresponse()
             return response.status, response.read().decode()
         finally:
@@ -272,3 +290,38 @@ def test_show_access_prints_the_webhook_ingress_token_only_when_asked(site):
     default = run("ansible-playbook", "-i", inventory, "playbooks/show_access.yml", "-e", "tenant=t")
     assert default.returncode == 0, default.stdout[-3000:]
     assert f"Token: {site.token('gateway_token')}" in default.stdout and site.token("hooks_token") not in default.stdout
+
+
+def test_a_signed_whatsapp_business_webhook_travels_through_nginx_and_the_webhook_service_to_the_agent(site):
+    """Meta -> https://<domain>/openclaw/webhooks/waba -> webhook service -> tenant database and /hooks/agent."""
+    sender = "7701" + str(uuid.uuid4().int)[:7]
+    message_id = "wamid." + uuid.uuid4().hex
+    text = "Сколько стоит? '; DROP TABLE leads; -- $(id)"
+    message = {"from": sender, "id": message_id, "timestamp": str(int(time.time())), "type": "text", "text": {"body": text}}
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "77010000001", "phone_number_id": PHONE_NUMBER_ID},
+        "contacts": [{"wa_id": sender, "profile": {"name": "Dana"}}],
+        "messages": [message],
+    }
+    raw = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": WABA, "changes": [{"field": "messages", "value": value}]}]}).encode()
+    signature = "sha256=" + hmac.new(WABA_APP_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    token = site.token("gateway_token")
+    before = len(json.loads(site.gateway("GET", "/__standin/hooks", headers={"Authorization": f"Bearer {token}"})[1])["webhooks"])
+    # Attack: the same post without its signature is refused and records nothing.
+    assert site.through_nginx("/openclaw/webhooks/waba", raw, {}, host=DOMAIN)[0] in (401, 403)
+    status, body = site.through_nginx("/openclaw/webhooks/waba", raw, {"X-Hub-Signature-256": signature}, host=DOMAIN)
+    assert status == 200, body
+    deadline = time.monotonic() + 60
+    while not site.sql("SELECT 1 FROM wa_messages WHERE message_id = %s", (message_id,)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert site.sql("SELECT direction, channel, message_text FROM wa_messages WHERE message_id = %s", (message_id,)) == [("inbound", "waba", text)]
+    assert site.sql("SELECT name FROM wa_dialogs WHERE phone = %s", (sender,)) == [("Dana",)]
+    while time.monotonic() < deadline:
+        calls = json.loads(site.gateway("GET", "/__standin/hooks", headers={"Authorization": f"Bearer {token}"})[1])["webhooks"][before:]
+        if calls:
+            break
+        time.sleep(0.5)
+    assert len(calls) == 1, calls
+    assert calls[0]["action"] == "agent" and calls[0]["payload"]["sessionKey"] == f"hook:waba:{sender}"
+    assert text in json.dumps(calls[0]["payload"], ensure_ascii=False)

@@ -321,3 +321,18 @@ def test_a_full_queue_answers_503_and_leaves_no_creative_processing(pg_cluster, 
         release.set()
         server.shutdown()
         server.server_close()
+
+
+def test_a_restart_fails_what_the_old_process_left_processing_and_nothing_newer(pg_cluster, graph_api_server, tenant):
+    orphan = sql(tenant, "INSERT INTO creatives (title, media_type, status) VALUES ('orphan', 'image', 'processing') RETURNING id::text")[0][0]
+    config = upload_service.UploadConfig(
+        {"OPENCLAW_TENANTS_DIR": str(tenant["registry"]), "PG_HOST": pg_cluster.host, "PG_PORT": str(pg_cluster.port), "PG_SSLMODE": "disable"}
+    )
+    app = upload_service.UploadApp(config)
+    # Accepted by the new process after its start: still being worked on.
+    fresh = sql(tenant, "INSERT INTO creatives (title, media_type, status) VALUES ('fresh', 'image', 'processing') RETURNING id::text")[0][0]
+    # The other registered tenant has no database: logged, and the real one is still recovered.
+    assert app.recover_interrupted() >= 1
+    assert sql(tenant, "SELECT status, failure_reason FROM creatives WHERE id = %s", (orphan,)) == [("failed", upload_service.INTERRUPTED)]
+    assert sql(tenant, "SELECT status FROM creatives WHERE id = %s", (fresh,)) == [("processing",)]
+    sql(tenant, "DELETE FROM creatives WHERE id = %s", (fresh,))

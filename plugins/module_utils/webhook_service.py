@@ -12,16 +12,17 @@
     POST /webhooks/waba          WhatsApp Business messages, routed by phone_number_id
 
 Every post is checked against its app secret before it is answered: a bad or
-missing signature is a 403 and nothing is recorded. A valid post is answered
-200 at once and processed by a small pool of workers: the Graph API fetch of a
-lead and the gateway call can take seconds, and Meta wants an answer quickly
-or it retries. The queue is bounded; when it is full the answer is 503, so
-Meta delivers again later instead of the service growing without limit.
-Duplicates are harmless either way: leads are unique per leadgen_id and
-messages per message id in the tenant database. The price of answering first:
-a job that fails afterwards (a tenant database down for longer than the
-connect timeout) is logged and not retried by Meta; processing synchronously
-instead would hold Meta's request for the Graph API fetch and the gateway call.
+missing signature is a 403 and nothing is recorded.
+
+WhatsApp Business messages are recorded in the tenant's database before the
+post is answered (a few milliseconds each): a 200 means they are stored, and a
+database that cannot be reached answers 503, so Meta delivers again; the
+unique message id makes a redelivery harmless. Forwarding to the gateway can
+take seconds and is left to a small pool of workers. Lead Ads posts are
+answered at once and the lead fetched by the workers: the Graph API call would
+hold Meta's request; a fetch that fails afterwards is logged, not redelivered.
+The queue is bounded; when it is full the answer is 503, so Meta delivers
+again later instead of the service growing without limit.
 
 Tenant data is read and written as the tenant's own role
 (service_common.tenant_connection). The shared database is read with the
@@ -69,6 +70,8 @@ DEFAULT_MAX_BODY = 1024 * 1024
 GATEWAY_TIMEOUT = 5
 GRAPH_TIMEOUT = 10
 TELEGRAM_TIMEOUT = 5
+# Seconds a WhatsApp Business post waits for a free recording slot before 503.
+RECORDING_WAIT = 10
 WORKERS = 4
 QUEUE_MAX = 256
 LEAD_FIELDS = "id,ad_id,form_id,created_time,field_data"
@@ -128,6 +131,8 @@ class WebhookApp:
     def __init__(self, config):
         self.config = config
         self.jobs = queue.Queue(maxsize=config.queue_max)
+        # Requests recording WhatsApp Business messages at once, each with one tenant connection.
+        self._recording = threading.BoundedSemaphore(max(1, config.workers) * 2)
         self._threads = []
         self._lock = threading.Lock()
 
@@ -146,10 +151,15 @@ class WebhookApp:
         self._threads = []
 
     def submit(self, job, *args):
+        if not self.try_submit(job, *args):
+            raise ServiceError(503, "busy, deliver again later")
+
+    def try_submit(self, job, *args):
         try:
             self.jobs.put_nowait((job, args))
         except queue.Full:
-            raise ServiceError(503, "busy, deliver again later") from None
+            return False
+        return True
 
     def wait_idle(self):
         """Block until every submitted job is done (tests, and a graceful stop)."""
@@ -316,27 +326,50 @@ class WebhookApp:
         for phone_id, msg in meta_webhooks.parse_waba(document, None):
             if phone_id in routes:
                 batches.setdefault(routes[phone_id][0], []).append(msg)
-        for slug, messages in batches.items():
-            self.submit(self.process_waba, slug, document, messages)
+        # Recorded before Meta is answered: a 200 means the messages are in the
+        # tenant's database, and anything not recorded answers 503, which Meta
+        # delivers again (the unique message id makes that harmless). Only the
+        # forwarding to the gateway is left to the workers.
+        if not self._recording.acquire(timeout=RECORDING_WAIT):
+            raise ServiceError(503, "busy, deliver again later")
+        try:
+            unrecorded = 0
+            for slug, messages in batches.items():
+                forwards, missed = self.record_waba(slug, document, messages)
+                unrecorded += missed
+                if forwards and not self.try_submit(self.forward_waba, slug, forwards):
+                    # Recorded already: a redelivery would not forward them again.
+                    self.forward_waba(slug, forwards)
+        finally:
+            self._recording.release()
+        if unrecorded:
+            raise ServiceError(503, "not every message could be recorded; deliver again later")
         return sum(len(messages) for messages in batches.values())
 
-    def process_waba(self, slug, document, messages):
+    def record_waba(self, slug, document, messages):
+        """Record one tenant's messages as the tenant; (tenant and messages to forward, count not recorded)."""
         tenant = self.config.registry.get(slug)
         if tenant is None:
             log("error", "waba", "the mapped tenant is not registered", tenant=slug)
-            return
+            return None, 0
         code = _country_code(tenant, self.config)
         if code:
             # Parse again with the tenant's country code for national numbers.
             by_id = {msg["message_id"]: msg for _phone_id, msg in meta_webhooks.parse_waba(document, code)}
             messages = [by_id.get(msg["message_id"], msg) for msg in messages]
-        conn = tenant_connection(tenant, self.config.database, "openclaw-webhook")
+        try:
+            conn = tenant_connection(tenant, self.config.database, "openclaw-webhook")
+        except ServiceError:
+            log("error", "waba", "the tenant's database is not reachable; messages not recorded", tenant=slug)
+            return None, len(messages)
+        forwards, missed = [], 0
         try:
             for msg in messages:
                 try:
                     result = leads.record_inbound(conn, msg)
                 except psycopg2.Error as exc:
                     conn.rollback()
+                    missed += 1
                     log("error", "waba", "message not recorded", tenant=slug, message_id=msg["message_id"], error=type(exc).__name__)
                     continue
                 if not result["recorded"]:
@@ -344,9 +377,15 @@ class WebhookApp:
                     continue
                 log("info", "waba", "message recorded", tenant=slug, message_id=msg["message_id"], lead=result.get("lead"))
                 if msg.get("text"):
-                    self._forward(slug, tenant, msg)
+                    forwards.append(msg)
         finally:
             conn.close()
+        return (tenant, forwards) if forwards else None, missed
+
+    def forward_waba(self, slug, forwards):
+        tenant, messages = forwards
+        for msg in messages:
+            self._forward(slug, tenant, msg)
 
     def _forward(self, slug, tenant, msg):
         gateway, token = tenant.get("gateway_url"), tenant.get("hooks_token")

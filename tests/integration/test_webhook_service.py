@@ -458,3 +458,20 @@ def test_openclaw_waba_send_falls_back_to_the_tenants_config(site, monkeypatch, 
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert state.sent[-1]["body"] == "Line one\nEOF\n$(id)" and state.sent[-1]["token_source"] == "header"
     assert query(site["tenant_dsn"], "SELECT message_text FROM wa_messages WHERE message_id = %s", (result["message_id"],)) == [("Line one\nEOF\n$(id)",)]
+
+
+def test_a_message_the_tenant_database_cannot_take_answers_503_and_is_recorded_on_redelivery(site):
+    """Meta's 200 means stored: a database that refuses the tenant is a 503, which Meta delivers again."""
+    before = len(forwards(site))
+    document = waba_post("wamid.HBgL-redelivered", "Are you open on Sunday?", sender="77015550101")
+    site["pg"].admin(f'ALTER ROLE "{site["tenant_role"]}" NOLOGIN')
+    try:
+        assert post_signed(site, "/webhooks/waba", document, MAPPING_SECRET)[0] == 503
+    finally:
+        site["pg"].admin(f'ALTER ROLE "{site["tenant_role"]}" LOGIN')
+    assert query(site["tenant_dsn"], "SELECT count(*) FROM wa_messages WHERE message_id = 'wamid.HBgL-redelivered'") == [(0,)]
+    assert len(forwards(site)) == before
+    # Meta's redelivery, once the database takes the tenant again: recorded and forwarded once.
+    assert post_signed(site, "/webhooks/waba", document, MAPPING_SECRET)[0] == 200
+    assert query(site["tenant_dsn"], "SELECT count(*) FROM wa_messages WHERE message_id = 'wamid.HBgL-redelivered'") == [(1,)]
+    assert len(forwards(site)) == before + 1

@@ -173,6 +173,14 @@ def eventually(probe, seconds=60):
         time.sleep(0.5)
 
 
+def test_registered_tenants_converge_to_no_change_and_check_mode_predicts_none(site):
+    """With both services registered: a second converge and a --check --diff run report nothing to do."""
+    again = site.converge_tenant()
+    assert again.recap[TENANT]["changed"] == 0, again.stdout[-4000:]
+    checked = site.play("tests/playbooks/tenants_only.yml", {TENANT: site.tenant}, "--check", "--diff")
+    assert checked.returncode == 0 and checked.recap[TENANT]["changed"] == 0, checked.stdout[-4000:]
+
+
 def test_registry_entries_are_the_tenants_own_and_readable_by_the_services_only(site):
     tenant_dir = site.root / "clients" / site.slug
     for service in ("webhook", "upload"):

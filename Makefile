@@ -85,16 +85,33 @@ molecule: setup images ## Molecule scenarios (full site with testinfra, tenant l
 	molecule test --all
 
 .PHONY: test
-test: lint unit integration molecule ## Everything CI runs
+test: lint unit integration molecule bench-check ## Everything CI runs
 
 .PHONY: demo
 demo: setup images ## Converge inventories/local on this host
 	tools/demo.sh
 
+# The benchmarks' own venv: the naive baseline needs the `ansible` package's
+# collections and the Mitogen evaluation needs mitogen; neither belongs in the
+# venv the collection is tested with.
+BENCH_VENV := $(REPO)/.build/bench-venv
+BENCH_ARGS ?=
+BENCH_RESULTS := bench/results/$(shell date -u +%Y-%m-%d).json
+
+$(BENCH_VENV)/.installed: requirements/bench.txt requirements/controller.txt requirements/constraints.txt
+	@test -x $(BENCH_VENV)/bin/python || $(SYSTEM_PY) -m venv $(BENCH_VENV)
+	@$(BENCH_VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements/bench.txt -c requirements/constraints.txt
+	@touch $@
+
 .PHONY: bench
-bench: setup ## Benchmarks; numbers go to bench/results/
-	@mkdir -p bench/results
-	python bench/run.py --output bench/results/latest.json
+bench: setup images $(BENCH_VENV)/.installed ## Benchmarks against the baselines; bench/results/<date>.json and docs/benchmarks.md (BENCH_ARGS=--sizes 1,10)
+	$(BENCH_VENV)/bin/python bench/run.py --output $(BENCH_RESULTS) $(BENCH_ARGS)
+	$(BENCH_VENV)/bin/python bench/report.py $(BENCH_RESULTS)
+
+.PHONY: bench-check
+bench-check: setup images $(BENCH_VENV)/.installed ## The benchmark harness runs: everything once on one tenant, report into .build/
+	$(BENCH_VENV)/bin/python bench/run.py --quick --output .build/bench-check/results.json
+	$(BENCH_VENV)/bin/python bench/report.py .build/bench-check/results.json --output .build/bench-check/benchmarks.md
 
 .PHONY: docs
 docs: setup ## Regenerate the README's inventory reference from the roles' argument specs

@@ -1,6 +1,19 @@
-"""Benchmarks of the collection; writes numbers to a JSON file and prints a table.
+"""Benchmarks of the collection against its baselines, on this machine, in one invocation.
 
-Each benchmark reports the median of several timed runs on this machine.
+Every figure is the median of ``--repeat`` runs (at least 3 unless
+``--quick``) with its spread (max - min). The converge is measured against,
+in the same invocation:
+
+- the seed's way (``baselines/seed/create-client.sh`` per tenant), whose
+  re-run is its provisioning time;
+- a naive role (``baselines/naive``): one generic module per step, from the
+  ``ansible`` package;
+- the floor (``baselines/floor.py``): a plain script reading exactly what a
+  no-op must check;
+- a one-task playbook over the same inventory (Ansible's own floor).
+
+Rows go to ``--output`` (JSON); ``bench/report.py`` turns them into
+docs/benchmarks.md and its plots.
 """
 
 from __future__ import annotations
@@ -17,51 +30,286 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / ".build" / "collections"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ansible_collections.openclaw.standalone.plugins.module_utils.validation import inventory_problems  # noqa: E402
+from fleet import COLLECTIONS, REPO_ROOT, Fleet, ansible_env
+
+sys.path.insert(0, str(COLLECTIONS))
+
+from ansible_collections.openclaw.standalone.plugins.module_utils.validation import inventory_problems
+
+PYTHON = Path(sys.executable)
+PLAYBOOK = str(PYTHON.parent / "ansible-playbook")
+BASELINES = Path(__file__).resolve().parent / "baselines"
+SITE_FORKS = 20
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+# -- measuring ---------------------------------------------------------------------
+
+
+def run_measured(command: list[str], env: dict | None, log: Path) -> tuple[float, float]:
+    """Run ``command``; (wall seconds, peak resident memory of the process tree in MiB). A failure raises with the log."""
+    start = time.perf_counter()
+    with log.open("w", encoding="utf-8") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
+        # wait4 gives the child's own rusage; ru_maxrss is the largest of it and the descendants it waited for (KiB).
+        _pid, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        text = log.read_text(encoding="utf-8", errors="replace")
+        failed = [line for line in text.splitlines() if "FAILED" in line or "fatal:" in line or "[ERROR]" in line]
+        raise RuntimeError(f"{' '.join(command[:4])} failed ({code}), log {log}:\n" + "\n".join(failed[:20]) + "\n" + text[-3000:])
+    return seconds, usage.ru_maxrss / 1024
+
+
+def row(benchmark: str, samples: list[float], **fields) -> dict:
+    median = statistics.median(samples)
+    return {
+        "benchmark": benchmark,
+        **fields,
+        "seconds": round(median, 3),
+        "spread": round(max(samples) - min(samples), 3),
+        "runs": len(samples),
+        "samples": [round(sample, 3) for sample in samples],
+    }
+
+
+def repeated(benchmark: str, repeat: int, action, **fields) -> dict:
+    """``action(run_index)`` returns seconds or (seconds, peak MiB); one row of ``repeat`` runs."""
+    samples, memory = [], []
+    for index in range(repeat):
+        result = action(index)
+        seconds, peak = result if isinstance(result, tuple) else (result, None)
+        samples.append(seconds)
+        if peak is not None:
+            memory.append(peak)
+    extra = {"controller_peak_mib": round(max(memory), 1)} if memory else {}
+    return row(benchmark, samples, **fields, **extra)
+
+
+# -- the converge and its baselines -------------------------------------------------
+
+
+def site_command(fleet: Fleet, inventory: Path, limit: str | None = None) -> list[str]:
+    command = [PLAYBOOK, "-i", str(inventory), str(REPO_ROOT / "playbooks" / "site.yml"), "--forks", str(SITE_FORKS)]
+    return [*command, "--limit", limit] if limit else command
+
+
+def mitogen_env() -> dict:
+    import ansible_mitogen  # noqa: PLC0415 - only in the benchmark venv
+
+    strategies = Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"
+    return ansible_env(PYTHON, ANSIBLE_STRATEGY_PLUGINS=str(strategies), ANSIBLE_STRATEGY="mitogen_linear")
+
+
+def floor_command(fleet: Fleet) -> list[str]:
+    nginx = fleet.nginx
+    test = [nginx.binary, "-p", str(nginx.prefix), "-c", str(nginx.conf_file), "-e", str(nginx.error_log), "-t"]
+    return [
+        SYSTEM_PYTHON,
+        str(BASELINES / "floor.py"),
+        "--tenants", ",".join(fleet.tenants),
+        "--clients-dir", str(fleet.clients_dir),
+        "--lib-dir", str(fleet.work / "lib"),
+        "--postgres-port", str(fleet.postgres_port),
+        "--postgres-password-file", str(fleet.secrets_dir / "postgres_password"),
+        "--map-file", str(fleet.map_file),
+        "--nginx-test", json.dumps(test),
+    ]  # fmt: skip
+
+
+def trivial_playbook(work: Path) -> Path:
+    path = work / "trivial.yml"
+    path.write_text("- name: One task\n  hosts: all\n  gather_facts: false\n  tasks:\n    - name: Ping\n      ansible.builtin.ping:\n", encoding="utf-8")
+    return path
+
+
+def bench_ours(size: int, repeat: int, cold_repeat: int, mitogen: bool) -> list[dict]:
+    """The collection's site.yml: cold (fresh server each run), no-op, one tenant's change and no-op with --limit.
+
+    The floor and a one-task playbook run on the same converged state.
+    """
+    env = ansible_env(PYTHON)
+    rows, cold = [], []
+    for index in range(cold_repeat):
+        fleet = Fleet(ident=f"ocb{size}o{index}x{os.getpid()}", size=size).start()
+        try:
+            inventory = fleet.write_inventory()
+            cold.append(run_measured(site_command(fleet, inventory), env, fleet.work / "cold.log"))
+        finally:
+            if index < cold_repeat - 1:
+                fleet.stop()
+    rows.append(repeated("site_cold", cold_repeat, lambda i: cold[i], tenants=size))
+    try:
+        first = fleet.tenants[0]
+        limit = f"{first},srv1"
+        log = fleet.work / "run.log"
+        rows.append(repeated("site_noop", repeat, lambda _i: run_measured(site_command(fleet, inventory), env, log), tenants=size))
+
+        def one_tenant(index: int, run_env: dict | None = None):
+            # Alternates the tenant's setting, so every run has exactly one real change.
+            changed_inventory = fleet.write_inventory(changed=first if index % 2 == 0 else None)
+            return run_measured(site_command(fleet, changed_inventory, limit), run_env or env, log)
+
+        rows.append(repeated("site_one_tenant_change", repeat, one_tenant, tenants=size))
+        inventory = fleet.write_inventory(changed=first if repeat % 2 == 1 else None)
+        rows.append(repeated("site_one_tenant_noop", repeat, lambda _i: run_measured(site_command(fleet, inventory, limit), env, log), tenants=size))
+        if mitogen:
+            rows.append(repeated("site_mitogen_noop", repeat, lambda _i: run_measured(site_command(fleet, inventory), mitogen_env(), log), tenants=size))
+            rows.append(repeated("site_mitogen_one_tenant_change", repeat, lambda i: one_tenant(i + repeat % 2, mitogen_env()), tenants=size))
+        trivial = [PLAYBOOK, "-i", str(inventory), str(trivial_playbook(fleet.work)), "--forks", str(SITE_FORKS)]
+        rows.append(repeated("trivial_playbook", repeat, lambda _i: run_measured(trivial, env, log), tenants=size))
+        rows.append(repeated("trivial_playbook_limit", repeat, lambda _i: run_measured([*trivial, "--limit", limit], env, log), tenants=size))
+        rows.append(repeated("floor_noop", repeat, lambda _i: run_measured(floor_command(fleet), None, log)[0], tenants=size))
+    finally:
+        fleet.stop()
+    return rows
+
+
+def naive_inventory(fleet: Fleet, changed: str | None = None) -> Path:
+    from harness.docker import GATEWAY_IMAGE, POSTGRES_IMAGE  # noqa: PLC0415
+
+    nginx = fleet.nginx
+    reload = [nginx.binary, "-p", str(nginx.prefix), "-c", str(nginx.conf_file), "-e", str(nginx.error_log), "-s", "reload"]
+    schema = fleet.work / "schema.sql"
+    if not schema.exists():
+        schema.write_text(
+            "\n".join(path.read_text(encoding="utf-8") for path in sorted((REPO_ROOT / "migrations" / "tenant").glob("V*.sql"))), encoding="utf-8"
+        )
+    server = {
+        "naive_prefix": fleet.ident,
+        "naive_network": fleet.network,
+        "naive_postgres_container": fleet.postgres_container,
+        "naive_postgres_image": POSTGRES_IMAGE,
+        "naive_postgres_port": fleet.postgres_port,
+        "naive_postgres_password": "naive-bench-password",
+        "naive_gateway_image": GATEWAY_IMAGE,
+        "naive_clients_dir": str(fleet.clients_dir),
+        "naive_lib_dir": str(fleet.work / "lib"),
+        "naive_secrets_dir": str(fleet.secrets_dir),
+        "naive_nginx_dir": str(nginx.conf_d),
+        "naive_https_port": fleet.https_port,
+        "naive_nginx_reload": " ".join(reload),
+        "naive_skills_src": str(REPO_ROOT / "skills"),
+        "naive_schema": str(schema),
+    }
+    tenants = {name: {"openclaw_server": "srv1", "openclaw_port": port} for name, port in zip(fleet.tenants, fleet.tenant_ports, strict=True)}
+    if changed:
+        tenants[changed]["openclaw_upload_url"] = "https://uploads.bench.test/changed/"
+    common = {"ansible_connection": "local", "ansible_python_interpreter": SYSTEM_PYTHON, "openclaw_domain": "bench.test"}
+    path = fleet.work / "naive.json"
+    path.write_text(
+        json.dumps({"all": {"vars": common}, "openclaw_servers": {"hosts": {"srv1": server}}, "openclaw_tenants": {"hosts": tenants}}), encoding="utf-8"
+    )
+    return path
+
+
+def bench_naive(size: int, repeat: int, cold_repeat: int) -> list[dict]:
+    """The naive role: cold (fresh server each run), no-op, one tenant's change with --limit."""
+    env = ansible_env(PYTHON)
+    playbook = str(BASELINES / "naive" / "site.yml")
+    rows, cold = [], []
+    for index in range(cold_repeat):
+        fleet = Fleet(ident=f"ocb{size}n{index}x{os.getpid()}", size=size).start()
+        (fleet.secrets_dir).mkdir(parents=True, exist_ok=True)
+        try:
+            cold.append(run_measured([PLAYBOOK, "-i", str(naive_inventory(fleet)), playbook, "--forks", str(SITE_FORKS)], env, fleet.work / "cold.log"))
+        finally:
+            if index < cold_repeat - 1:
+                fleet.stop()
+    rows.append(repeated("naive_cold", cold_repeat, lambda i: cold[i], tenants=size))
+    try:
+        first = fleet.tenants[0]
+        log = fleet.work / "run.log"
+        command = [PLAYBOOK, "-i", str(naive_inventory(fleet)), playbook, "--forks", str(SITE_FORKS)]
+        rows.append(repeated("naive_noop", repeat, lambda _i: run_measured(command, env, log), tenants=size))
+
+        def one_tenant(index: int):
+            inventory = naive_inventory(fleet, changed=first if index % 2 == 0 else None)
+            return run_measured([PLAYBOOK, "-i", str(inventory), playbook, "--forks", str(SITE_FORKS), "--limit", f"{first},srv1"], env, log)
+
+        rows.append(repeated("naive_one_tenant_change", repeat, one_tenant, tenants=size))
+    finally:
+        fleet.stop()
+    return rows
+
+
+def bench_seed(size: int, repeat: int) -> list[dict]:
+    """The seed's create-client.sh for every tenant; it rotates tokens and replaces containers on every run."""
+    import docker  # noqa: PLC0415
+
+    from harness.docker import GATEWAY_IMAGE, POSTGRES_IMAGE  # noqa: PLC0415
+
+    client = docker.from_env(timeout=300)
+    fleet = Fleet(ident=f"ocb{size}s{os.getpid()}", size=size).start()
+    try:
+        password = "seed-bench-password"  # noqa: S105 - a throwaway cluster of the benchmark
+        client.networks.create(fleet.network)
+        postgres = client.containers.run(
+            POSTGRES_IMAGE, name=fleet.postgres_container, network=fleet.network, environment={"POSTGRES_PASSWORD": password}, detach=True
+        )
+        deadline = time.monotonic() + 120
+        while postgres.exec_run(["pg_isready", "-U", "postgres"]).exit_code != 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the seed's PostgreSQL did not start")
+            time.sleep(1)
+        schema = fleet.work / "schema.sql"
+        schema.write_text(
+            "\n".join(path.read_text(encoding="utf-8") for path in sorted((REPO_ROOT / "migrations" / "tenant").glob("V*.sql"))), encoding="utf-8"
+        )
+        env = dict(
+            os.environ,
+            SEED_POSTGRES=fleet.postgres_container,
+            SEED_NETWORK=fleet.network,
+            SEED_IMAGE=GATEWAY_IMAGE,
+            SEED_CLIENTS_DIR=str(fleet.clients_dir),
+            SEED_SCHEMA=str(schema),
+            SEED_SKILLS=str(REPO_ROOT / "skills"),
+            SEED_TEMPLATES=str(BASELINES / "seed"),
+            SEED_PASSWORD=password,
+        )
+        script = fleet.work / "provision.sh"
+        script.write_text(
+            "set -e\n"
+            + "".join(f"{BASELINES / 'seed' / 'create-client.sh'} {slug} {port}\n" for slug, port in zip(fleet.tenants, fleet.tenant_ports, strict=True)),
+            encoding="utf-8",
+        )
+        log = fleet.work / "seed.log"
+        # The first run creates, every later one re-provisions: that is the seed's "converge".
+        cold = run_measured(["bash", str(script)], env, log)[0]
+        rows = [row("seed_cold", [cold], tenants=size)]
+        rows.append(repeated("seed_rerun", repeat, lambda _i: run_measured(["bash", str(script)], env, log)[0], tenants=size))
+        return rows
+    finally:
+        fleet.stop()
+
+
+# -- the other paths ----------------------------------------------------------------
 
 
 def synthetic_inventory(tenants: int, servers: int):
     hostvars = {f"srv{index}": {} for index in range(servers)}
     for index in range(tenants):
-        hostvars[f"tenant{index}"] = {
-            "openclaw_server": f"srv{index % servers}",
-            "openclaw_port": 20000 + index,
-            "openclaw_domain": "agents.example.com",
-        }
+        hostvars[f"tenant{index}"] = {"openclaw_server": f"srv{index % servers}", "openclaw_port": 20000 + index, "openclaw_domain": "agents.example.com"}
     groups = {"openclaw_servers": [f"srv{i}" for i in range(servers)], "openclaw_tenants": [f"tenant{i}" for i in range(tenants)]}
     return hostvars, groups
 
 
-def timed(function, repeat: int) -> float:
-    samples = []
-    for _index in range(repeat):
-        start = time.perf_counter()
-        function()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
-
-
-def bench_preflight() -> list[dict]:
+def bench_preflight(repeat: int, sizes=(10, 1000)) -> list[dict]:
+    """The inventory rules alone, and the whole preflight play."""
     rows = []
-    for tenants in (10, 100, 1000, 5000):
+    for tenants in sizes:
         hostvars, groups = synthetic_inventory(tenants, servers=max(1, tenants // 500))
-        problems = inventory_problems(hostvars, groups)
-        assert problems == [], problems[:3]
-        seconds = timed(lambda h=hostvars, g=groups: inventory_problems(h, g), repeat=7)
-        rows.append({"benchmark": "preflight_rules", "tenants": tenants, "seconds": round(seconds, 6), "per_tenant_us": round(seconds / tenants * 1e6, 2)})
-    return rows
+        assert inventory_problems(hostvars, groups) == []
 
+        def rules(_index, checked=(hostvars, groups)):
+            start = time.perf_counter()
+            inventory_problems(*checked)
+            return time.perf_counter() - start
 
-def bench_preflight_playbook() -> list[dict]:
-    """The whole preflight play, templating hostvars of a generated inventory."""
-    rows = []
-    venv_bin = Path(sys.executable).parent
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(REPO_ROOT / ".build" / "collections"))
-    for tenants in (10, 1000):
-        hostvars, groups = synthetic_inventory(tenants, servers=max(1, tenants // 500))
+        rows.append(repeated("preflight_rules", max(repeat, 5), rules, tenants=tenants))
         inventory = {
             "openclaw_servers": {"hosts": {name: {"ansible_connection": "local"} for name in groups["openclaw_servers"]}},
             "openclaw_tenants": {"hosts": {name: hostvars[name] for name in groups["openclaw_tenants"]}},
@@ -69,106 +317,107 @@ def bench_preflight_playbook() -> list[dict]:
         with tempfile.TemporaryDirectory() as directory:
             path = Path(directory) / "hosts.json"
             path.write_text(json.dumps(inventory), encoding="utf-8")
-            command = [str(venv_bin / "ansible-playbook"), "-i", str(path), str(REPO_ROOT / "playbooks" / "preflight.yml")]
-
-            seconds = timed(lambda c=tuple(command): subprocess.run(c, check=True, capture_output=True, env=env, cwd=REPO_ROOT), repeat=3)
-        rows.append({"benchmark": "preflight_playbook", "tenants": tenants, "seconds": round(seconds, 3), "per_tenant_us": round(seconds / tenants * 1e6, 1)})
+            command = [PLAYBOOK, "-i", str(path), str(REPO_ROOT / "playbooks" / "preflight.yml")]
+            log = Path(directory) / "preflight.log"
+            rows.append(repeated("preflight_playbook", repeat, lambda _i, c=command, lg=log: run_measured(c, ansible_env(PYTHON), lg), tenants=tenants))
     return rows
 
 
-def bench_migrate_playbook(tenants: int = 100) -> list[dict]:
-    """playbooks/migrate.yml on N tenant databases of a throwaway cluster: cold, one new migration, no-op."""
-    sys.path.insert(0, str(REPO_ROOT / "tests"))
-    from harness.postgres import PostgresCluster, postgres_bindir  # noqa: PLC0415 - test harness, only for this benchmark
+def bench_migrate(repeat: int, tenants: int) -> list[dict]:
+    """playbooks/migrate.yml on N tenant databases: cold (fresh cluster each run), one new migration, nothing pending."""
+    from harness.postgres import PostgresCluster, postgres_bindir  # noqa: PLC0415
 
-    venv_bin = Path(sys.executable).parent
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(REPO_ROOT / ".build" / "collections"))
-    rows = []
-    with PostgresCluster(bindir=postgres_bindir()) as cluster, tempfile.TemporaryDirectory() as directory:
-        work = Path(directory)
-        local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    env = ansible_env(PYTHON)
+    rows, cold = [], []
+
+    def prepare(cluster, work: Path) -> list[str]:
+        local = {"ansible_connection": "local", "ansible_python_interpreter": PYTHON.as_posix()}
         inventory = {
             "all": {"vars": {"openclaw_domain": "bench.test", "openclaw_secrets_dir": str(work / "secrets"), "openclaw_backup_dir": str(work / "backups"),
                              "openclaw_pg_dump_path": f"{cluster.bindir}/pg_dump", **local}},
             "openclaw_servers": {"hosts": {"srv1": {"openclaw_postgres_port": cluster.port, "openclaw_postgres_password": cluster.password}}},
-            "openclaw_tenants": {"hosts": {f"t{index:03d}": {"openclaw_server": "srv1", "openclaw_port": 20000 + index} for index in range(tenants)}},
+            "openclaw_tenants": {"hosts": {f"t{index:04d}": {"openclaw_server": "srv1", "openclaw_port": 20000 + index} for index in range(tenants)}},
         }  # fmt: skip
         path = work / "hosts.json"
         path.write_text(json.dumps(inventory), encoding="utf-8")
-        migrations = work / "migrations"
-        shutil.copytree(REPO_ROOT / "migrations", migrations)
-        command = [
-            str(venv_bin / "ansible-playbook"),
-            "-i",
-            str(path),
-            str(REPO_ROOT / "playbooks" / "migrate.yml"),
-            "-e",
-            f"openclaw_migrations_dir={migrations}",
+        shutil.copytree(REPO_ROOT / "migrations", work / "migrations", dirs_exist_ok=True)
+        return [PLAYBOOK, "-i", str(path), str(REPO_ROOT / "playbooks" / "migrate.yml"), "-e", f"openclaw_migrations_dir={work / 'migrations'}"]
+
+    def warm_paths(command: list[str], work: Path) -> list[dict]:
+        migrations = work / "migrations" / "tenant"
+
+        def one_new(_index):
+            version = max(int(path.name[1:4]) for path in migrations.glob("V*.sql")) + 1
+            (migrations / f"V{version:03d}__bench_note_{version}.sql").write_text(
+                f"ALTER TABLE wa_dialogs ADD COLUMN bench_note_{version} text;\n", encoding="utf-8"
+            )
+            return run_measured(command, env, work / "run.log")
+
+        return [
+            repeated("migrate_one_new_migration", repeat, one_new, tenants=tenants),
+            repeated("migrate_noop", repeat, lambda _i: run_measured(command, env, work / "run.log"), tenants=tenants),
         ]
 
-        def measure(label):
-            start = time.perf_counter()
-            subprocess.run(command, check=True, capture_output=True, env=env, cwd=REPO_ROOT)
-            seconds = time.perf_counter() - start
-            rows.append(
-                {"benchmark": f"migrate_playbook_{label}", "tenants": tenants, "seconds": round(seconds, 2), "per_tenant_us": round(seconds / tenants * 1e6)}
-            )
-
-        measure("cold")
-        next_version = max(int(path.name[1:4]) for path in (migrations / "tenant").glob("V*.sql")) + 1
-        (migrations / "tenant" / f"V{next_version:03d}__bench_note.sql").write_text("ALTER TABLE wa_dialogs ADD COLUMN bench_note text;\n", encoding="utf-8")
-        measure("one_new_migration")
-        measure("warm")
+    # Every cold run on a fresh cluster; the last cluster then takes the warm paths.
+    for index in range(repeat):
+        with PostgresCluster(bindir=postgres_bindir()) as cluster, tempfile.TemporaryDirectory() as directory:
+            work = Path(directory)
+            command = prepare(cluster, work)
+            cold.append(run_measured(command, env, work / "cold.log"))
+            if index == repeat - 1:
+                rows.append(repeated("migrate_cold", repeat, lambda i: cold[i], tenants=tenants))
+                rows += warm_paths(command, work)
     return rows
 
 
-def bench_capi(events: int = 1000) -> list[dict]:
-    """1,000 events to the Graph API stand-in: one batch call vs one call per event."""
-    sys.path.insert(0, str(REPO_ROOT / "tests"))
+def bench_capi(repeat: int, events: int = 1000) -> list[dict]:
+    """1,000 events to the Graph API stand-in: one batch call, one call per event, a batch with 3 events Meta rejects."""
     from ansible_collections.openclaw.standalone.plugins.module_utils import capi  # noqa: PLC0415
-    from harness.graph_api import GraphAPIStandin  # noqa: PLC0415 - test stand-in, only for this benchmark
+    from harness.graph_api import GraphAPIStandin  # noqa: PLC0415
 
     rows = []
     with GraphAPIStandin(log_requests=False) as server:
         server.add_dataset("1", "bench-token")
         now = int(time.time())
         batch = [capi.build_event("LeadSubmitted", now - index, event_id=f"e{index}", ctwa_clid=f"clid-{index}", waba_id="2")[0] for index in range(events)]
-        client = capi.CapiClient(server.url, "v25.0", "1", "bench-token", verify=str(server.ca_file))
-        start = time.perf_counter()
-        received, rejected = client.send_batch(batch)
-        seconds = time.perf_counter() - start
-        assert (received, rejected) == (events, [])
-        rows.append({"benchmark": "capi_batch", "events": events, "requests": client.requests_made, "seconds": round(seconds, 3)})
-
-        single = capi.CapiClient(server.url, "v25.0", "1", "bench-token", verify=str(server.ca_file))
-        start = time.perf_counter()
-        for event in batch:
-            single.send([event])
-        seconds = time.perf_counter() - start
-        rows.append({"benchmark": "capi_one_per_request", "events": events, "requests": single.requests_made, "seconds": round(seconds, 3)})
-
-        server.reset()
         poisoned = [dict(event) for event in batch]
-        for index in (10, 500, 999):
+        for index in (events // 100, events // 2, events - 1):
             poisoned[index]["event_name"] = "CompleteRegistration"  # sent anyway: Meta (the stand-in) rejects the batch
-        bisect = capi.CapiClient(server.url, "v25.0", "1", "bench-token", verify=str(server.ca_file))
-        start = time.perf_counter()
-        received, rejected = bisect.send_batch(poisoned)
-        seconds = time.perf_counter() - start
-        assert received == events - 3 and len(rejected) == 3
-        rows.append({"benchmark": "capi_batch_3_rejected_by_meta", "events": events, "requests": bisect.requests_made, "seconds": round(seconds, 3)})
+
+        def sender(events_to_send, one_by_one=False, expect_rejected=0):
+            def send(_index):
+                server.reset()
+                client = capi.CapiClient(server.url, "v25.0", "1", "bench-token", verify=str(server.ca_file))
+                start = time.perf_counter()
+                if one_by_one:
+                    for event in events_to_send:
+                        client.send([event])
+                else:
+                    received, rejected = client.send_batch(events_to_send)
+                    assert (received, len(rejected)) == (events - expect_rejected, expect_rejected)
+                sender.requests = client.requests_made
+                return time.perf_counter() - start
+
+            return send
+
+        for name, send in (
+            ("capi_batch", sender(batch)),
+            ("capi_one_per_request", sender(batch, one_by_one=True)),
+            ("capi_batch_3_rejected_by_meta", sender(poisoned, expect_rejected=3)),
+        ):
+            measured = repeated(name, repeat, send, events=events)
+            measured["requests"] = sender.requests
+            rows.append(measured)
     return rows
 
 
-def bench_nginx(tenants: int = 1000) -> list[dict]:
-    """With 1,000 tenants in the map: add one route and do the validated reload through Ansible; nginx -t alone."""
-    sys.path.insert(0, str(REPO_ROOT / "tests"))
-    from harness.common import free_ports  # noqa: PLC0415 - test harness, only for this benchmark
+def bench_routes(repeat: int, tenants: int) -> list[dict]:
+    """With N tenants in the map: add one route and run the validated reload through Ansible; nginx -t alone."""
+    from harness.common import free_ports  # noqa: PLC0415
     from harness.nginx import NginxServer, nginx_binary  # noqa: PLC0415
     from harness.tls import issue_local_certificate  # noqa: PLC0415
 
-    venv_bin = Path(sys.executable).parent
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(REPO_ROOT / ".build" / "collections"))
+    env = ansible_env(PYTHON)
     rows = []
     with NginxServer(binary=nginx_binary()) as nginx, tempfile.TemporaryDirectory() as directory:
         work = Path(directory)
@@ -177,7 +426,7 @@ def bench_nginx(tenants: int = 1000) -> list[dict]:
         settings = {
             "openclaw_domain": "bench.test",
             "ansible_connection": "local",
-            "ansible_python_interpreter": sys.executable,
+            "ansible_python_interpreter": PYTHON.as_posix(),
             **nginx.role_variables(http_port, https_port, status_port, cert, key),
         }
 
@@ -187,148 +436,124 @@ def bench_nginx(tenants: int = 1000) -> list[dict]:
             path.write_text(json.dumps({"all": {"vars": settings}, **hosts}), encoding="utf-8")
             return str(path)
 
-        command = [str(venv_bin / "ansible-playbook"), str(REPO_ROOT / "tests" / "playbooks" / "nginx_site.yml")]
-        subprocess.run([*command, "-i", inventory("seed")], check=True, capture_output=True, env=env, cwd=REPO_ROOT)
+        command = [PLAYBOOK, str(REPO_ROOT / "tests" / "playbooks" / "nginx_site.yml")]
+        log = work / "run.log"
+        run_measured([*command, "-i", inventory("seed")], env, log)
         map_file = nginx.prefix / "openclaw" / "tenants.map"
         map_file.write_text(
             map_file.read_text() + "".join(f"tenant-{index:04d}-example 127.0.0.1:{20000 + index};\n" for index in range(tenants)), encoding="utf-8"
         )
-        subprocess.run([*command, "-i", inventory("seed")], check=True, capture_output=True, env=env, cwd=REPO_ROOT)
-
-        start = time.perf_counter()
-        subprocess.run([*command, "-i", inventory("newcomer")], check=True, capture_output=True, env=env, cwd=REPO_ROOT)
-        seconds = time.perf_counter() - start
-        rows.append({"benchmark": "nginx_add_route_and_reload_playbook", "tenants": tenants + 2, "seconds": round(seconds, 2)})
-
+        run_measured([*command, "-i", inventory("seed")], env, log)
+        rows.append(
+            repeated("routes_add_one_and_reload", repeat, lambda i: run_measured([*command, "-i", inventory(f"newcomer{i}")], env, log), tenants=tenants)
+        )
         test_command = [nginx.binary, "-p", str(nginx.prefix), "-c", str(nginx.conf_file), "-e", str(nginx.error_log), "-t"]
         checked = subprocess.run(test_command, check=True, capture_output=True, text=True)
-        warnings = checked.stderr.count("could not build optimal")
-        seconds = timed(lambda: subprocess.run(test_command, check=True, capture_output=True), repeat=5)
-        rows.append({"benchmark": "nginx_t", "tenants": tenants + 2, "seconds": round(seconds, 3), "hash_warnings": warnings})
+        measured = repeated("routes_nginx_t", max(repeat, 5), lambda _i: run_measured(test_command, None, log)[0], tenants=tenants)
+        measured["hash_warnings"] = checked.stderr.count("could not build optimal")
+        rows.append(measured)
     return rows
 
 
-SITE_FORKS = 20
+# -- ratios and output ------------------------------------------------------------------
+
+RATIOS = {
+    # row: {ratio name: the row it is divided by}
+    "site_noop": {"vs_naive": "naive_noop", "vs_floor": "floor_noop", "vs_trivial": "trivial_playbook", "vs_seed": "seed_rerun"},
+    "site_mitogen_noop": {"vs_naive": "naive_noop", "vs_floor": "floor_noop", "vs_trivial": "trivial_playbook"},
+    "site_cold": {"vs_naive": "naive_cold", "vs_seed": "seed_rerun"},
+    "site_one_tenant_change": {"vs_naive": "naive_one_tenant_change", "vs_trivial": "trivial_playbook_limit"},
+    "site_one_tenant_noop": {"vs_trivial": "trivial_playbook_limit"},
+    "site_mitogen_one_tenant_change": {"vs_naive": "naive_one_tenant_change", "vs_trivial": "trivial_playbook_limit"},
+}
 
 
-def timed_site_run(path, inventory, size, label, env, limit=None) -> dict:
-    """One site.yml run on the inventory written to ``path``; its wall time as a result row."""
-    path.write_text(json.dumps(inventory), encoding="utf-8")
-    command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(path), str(REPO_ROOT / "playbooks" / "site.yml"), "--forks", str(SITE_FORKS)]
-    if limit:
-        command += ["--limit", limit]
-    start = time.perf_counter()
-    completed = subprocess.run(command, check=False, capture_output=True, text=True, env=env, cwd=REPO_ROOT)
-    seconds = time.perf_counter() - start
-    if completed.returncode != 0:
-        log = path.with_name(f"site-{size}-{label}.log")
-        log.write_text(completed.stdout + completed.stderr, encoding="utf-8")
-        failed = [line for line in completed.stdout.splitlines() if "FAILED" in line or "fatal:" in line or "[ERROR]" in line]
-        summary = "\n".join(failed[:20])
-        raise RuntimeError(f"site.yml {label} with {size} tenants failed ({completed.returncode}), log {log}:\n{summary}\n{completed.stdout[-3000:]}")
-    return {"benchmark": f"site_{label}", "tenants": size, "seconds": round(seconds, 1), "per_tenant_us": round(seconds / size * 1e6), "forks": SITE_FORKS}
-
-
-def bench_site(sizes=(1, 10, 50, 100)) -> list[dict]:
-    """playbooks/site.yml on this machine with N tenants: cold, no-op, and one tenant's change with --limit.
-
-    Every size gets its own server (PostgreSQL container, network, runtime image,
-    private nginx) with the offline images, removed afterwards.
-    """
-    sys.path.insert(0, str(REPO_ROOT / "tests"))
-    import docker  # noqa: PLC0415 - only this benchmark needs the engine
-
-    from harness.common import free_ports  # noqa: PLC0415 - test harness, only for this benchmark
-    from harness.docker import GATEWAY_IMAGE, POSTGRES_IMAGE, remove_everything_named  # noqa: PLC0415
-    from harness.nginx import NginxServer, nginx_binary  # noqa: PLC0415
-
-    client = docker.from_env(timeout=300)
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(REPO_ROOT / ".build" / "collections"))
-    rows = []
-    for size in sizes:
-        ident = f"ocb{size}x{os.getpid()}"
-        nginx = NginxServer(binary=nginx_binary()).start()
-        try:
-            with tempfile.TemporaryDirectory() as directory:
-                work = Path(directory)
-                http_port, https_port, status_port, postgres_port, *tenant_ports = free_ports(4 + size)
-                certs = work / "certs"
-                server = {
-                    "openclaw_docker_network": f"{ident}-net",
-                    "openclaw_clients_dir": str(work / "clients"),
-                    "openclaw_backup_dir": str(work / "backups"),
-                    "openclaw_secrets_dir": str(work / "secrets"),
-                    "openclaw_server_lib_dir": str(work / "lib"),
-                    "openclaw_postgres_image": POSTGRES_IMAGE,
-                    "openclaw_postgres_container": f"{ident}-postgres",
-                    "openclaw_postgres_volume": f"{ident}-pgdata",
-                    "openclaw_postgres_port": postgres_port,
-                    "openclaw_runtime_image": f"{ident}-runtime",
-                    "openclaw_runtime_base_image": GATEWAY_IMAGE,
-                    "openclaw_runtime_install": "none",
-                    "openclaw_runtime_pull_base": False,
-                    "openclaw_cert_install_packages": False,
-                    "openclaw_cert_dir": str(certs),
-                    **nginx.role_variables(http_port, https_port, status_port, certs / "fullchain.pem", certs / "privkey.pem"),
-                }
-                tenants = {f"{ident}t{index:03d}": {"openclaw_server": "srv1", "openclaw_port": port} for index, port in enumerate(tenant_ports)}
-                common = {"ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3", "openclaw_domain": "bench.test"}
-                path = work / "hosts.json"
-
-                inventory = {"all": {"vars": common}, "openclaw_servers": {"hosts": {"srv1": server}}, "openclaw_tenants": {"hosts": tenants}}
-                rows.append(timed_site_run(path, inventory, size, "cold", env))
-                rows.append(timed_site_run(path, inventory, size, "noop", env))
-                first = next(iter(tenants))
-                changed = {**tenants, first: {**tenants[first], "openclaw_upload_url": "https://uploads.bench.test/changed/"}}
-                inventory["openclaw_tenants"]["hosts"] = changed
-                rows.append(timed_site_run(path, inventory, size, "one_tenant_limit", env, limit=f"{first},srv1"))
-        finally:
-            nginx.stop()
-            remove_everything_named(client, ident)
-    return rows
+def add_ratios(rows: list[dict]) -> None:
+    """Ratios between rows of the same invocation and tenant count."""
+    seconds = {(item["benchmark"], item.get("tenants")): item["seconds"] for item in rows}
+    for item in rows:
+        for name, other in RATIOS.get(item["benchmark"], {}).items():
+            divisor = seconds.get((other, item.get("tenants")))
+            if divisor:
+                item.setdefault("ratios", {})[name] = round(item["seconds"] / divisor, 2)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--output", type=Path, required=True)
-    parser.add_argument("--only", choices=["site"], help="run only this benchmark (the others keep their numbers from --output)")
-    parser.add_argument("--site-sizes", default="1,10,50,100", help="tenant counts of the site benchmark, comma-separated")
+    parser.add_argument("--output", type=Path, required=True, help="results JSON")
+    parser.add_argument("--sizes", default="1,10,50,100", help="tenant counts of the converge benchmarks, comma-separated")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (the median is reported)")
+    parser.add_argument("--cold-repeat", type=int, help="cold converges per size, each on a fresh server (default: --repeat)")
+    parser.add_argument(
+        "--only", action="append", choices=["converge", "naive", "seed", "preflight", "migrate", "capi", "routes"], help="run only these (repeatable)"
+    )
+    parser.add_argument("--no-mitogen", action="store_true", help="skip the Mitogen strategy runs")
+    parser.add_argument("--migrate-tenants", type=int, default=100)
+    parser.add_argument("--routes-tenants", type=int, default=1000)
+    parser.add_argument("--quick", action="store_true", help="a check that the harness runs: one run of everything on a tiny size")
     args = parser.parse_args()
-    if args.only == "site":
-        results = json.loads(args.output.read_text(encoding="utf-8")) if args.output.exists() else {"results": [], "capi": [], "nginx": []}
-        sizes = tuple(int(size) for size in args.site_sizes.split(","))
-        kept = [row for row in results["results"] if not (row["benchmark"].startswith("site_") and row["tenants"] in sizes)]
-        results["results"] = kept + bench_site(sizes)
-        capi_rows, nginx_rows = results["capi"], results["nginx"]
-    else:
-        capi_rows = bench_capi()
-        nginx_rows = bench_nginx()
-        results = {
-            "capi": capi_rows,
-            "nginx": nginx_rows,
-            "results": bench_preflight()
-            + bench_preflight_playbook()
-            + bench_migrate_playbook()
-            + bench_site(tuple(int(size) for size in args.site_sizes.split(","))),
-        }
-    results["machine"] = {"python": platform.python_version(), "processor": platform.machine(), "cpus": os.cpu_count()}
-    results["taken_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if args.quick:
+        args.sizes, args.repeat, args.cold_repeat, args.migrate_tenants, args.routes_tenants = "1", 1, 1, 2, 10
+    elif args.repeat < 3:
+        parser.error("--repeat must be at least 3 (a median of fewer runs is not reported); --quick only checks the harness")
+    sizes = [int(size) for size in args.sizes.split(",")]
+    cold_repeat = args.cold_repeat or args.repeat
+    only = set(args.only or ["converge", "naive", "seed", "preflight", "migrate", "capi", "routes"])
+    rows: list[dict] = []
+    for size in sizes:
+        if "converge" in only:
+            rows += bench_ours(size, args.repeat, cold_repeat, mitogen=not args.no_mitogen)
+        if "naive" in only:
+            rows += bench_naive(size, args.repeat, cold_repeat)
+        if "seed" in only:
+            rows += bench_seed(size, args.repeat)
+    if "preflight" in only:
+        rows += bench_preflight(args.repeat, sizes=(10,) if args.quick else (10, 1000))
+    if "migrate" in only:
+        rows += bench_migrate(args.repeat, args.migrate_tenants)
+    if "routes" in only:
+        rows += bench_routes(args.repeat, args.routes_tenants)
+    if "capi" in only:
+        rows += bench_capi(args.repeat, events=20 if args.quick else 1000)
+    add_ratios(rows)
+    missing = sorted(expected_benchmarks(only, mitogen=not args.no_mitogen) - {item["benchmark"] for item in rows})
+    if missing:
+        print(f"benchmarks that produced no figure: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    results = {
+        "taken_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"python": platform.python_version(), "processor": platform.machine(), "cpus": os.cpu_count(), "memory_gib": memory_gib()},
+        "settings": {"forks": SITE_FORKS, "repeat": args.repeat, "cold_repeat": cold_repeat, "sizes": sizes, "quick": args.quick},
+        "rows": rows,
+    }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print("| benchmark | tenants | median seconds | per tenant (µs) |")
-    print("|---|---:|---:|---:|")
-    for row in results["results"]:
-        print(f"| {row['benchmark']} | {row['tenants']} | {row['seconds']} | {row['per_tenant_us']} |")
-    print()
-    print("| benchmark | events | requests | seconds |")
-    print("|---|---:|---:|---:|")
-    for row in capi_rows:
-        print(f"| {row['benchmark']} | {row['events']} | {row['requests']} | {row['seconds']} |")
-    print()
-    for row in nginx_rows:
-        print(f"| {row['benchmark']} | {row['tenants']} tenants | {row['seconds']} s | {row.get('hash_warnings', '')} |")
+    for item in rows:
+        ratios = " ".join(f"{name}={value}" for name, value in item.get("ratios", {}).items())
+        print(f"{item['benchmark']:<32} {item.get('tenants', item.get('events', '')):>6} {item['seconds']:>9.3f} s ±{item['spread']:<8.3f} {ratios}")
     print(f"written to {args.output}")
     return 0
+
+
+def expected_benchmarks(only: set[str], mitogen: bool) -> set[str]:
+    """Every row name the selected benchmarks must produce."""
+    names = {
+        "converge": {"site_cold", "site_noop", "site_one_tenant_change", "site_one_tenant_noop", "trivial_playbook", "trivial_playbook_limit", "floor_noop"}
+        | ({"site_mitogen_noop", "site_mitogen_one_tenant_change"} if mitogen else set()),
+        "naive": {"naive_cold", "naive_noop", "naive_one_tenant_change"},
+        "seed": {"seed_cold", "seed_rerun"},
+        "preflight": {"preflight_rules", "preflight_playbook"},
+        "migrate": {"migrate_cold", "migrate_one_new_migration", "migrate_noop"},
+        "routes": {"routes_add_one_and_reload", "routes_nginx_t"},
+        "capi": {"capi_batch", "capi_one_per_request", "capi_batch_3_rejected_by_meta"},
+    }
+    return set().union(*(names[name] for name in only))
+
+
+def memory_gib() -> float:
+    with open("/proc/meminfo", encoding="ascii") as handle:
+        kib = int(next(line for line in handle if line.startswith("MemTotal:")).split()[1])
+    return round(kib / 1024 / 1024, 1)
 
 
 if __name__ == "__main__":

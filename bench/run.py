@@ -490,6 +490,7 @@ def main() -> int:
     parser.add_argument("--no-mitogen", action="store_true", help="skip the Mitogen strategy runs")
     parser.add_argument("--migrate-tenants", type=int, default=100)
     parser.add_argument("--routes-tenants", type=int, default=1000)
+    parser.add_argument("--merge", action="store_true", help="keep the rows of --output that this invocation does not measure again")
     parser.add_argument("--quick", action="store_true", help="a check that the harness runs: one run of everything on a tiny size")
     args = parser.parse_args()
     if args.quick:
@@ -516,6 +517,13 @@ def main() -> int:
     if "capi" in only:
         rows += bench_capi(args.repeat, events=20 if args.quick else 1000)
     add_ratios(rows)
+    measured_now = {(item["benchmark"], item.get("tenants"), item.get("events")) for item in rows}
+    kept, previous_sizes = [], set()
+    if args.merge and args.output.exists():
+        # Ratios stay those of the invocation that took a row; another invocation's rows are never divided by these.
+        previous = json.loads(args.output.read_text(encoding="utf-8"))
+        previous_sizes = set(previous["settings"]["sizes"])
+        kept = [item for item in previous["rows"] if (item["benchmark"], item.get("tenants"), item.get("events")) not in measured_now]
     missing = sorted(expected_benchmarks(only, mitogen=not args.no_mitogen) - {item["benchmark"] for item in rows})
     if missing:
         print(f"benchmarks that produced no figure: {', '.join(missing)}", file=sys.stderr)
@@ -523,8 +531,8 @@ def main() -> int:
     results = {
         "taken_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"python": platform.python_version(), "processor": platform.machine(), "cpus": os.cpu_count(), "memory_gib": memory_gib()},
-        "settings": {"forks": SITE_FORKS, "repeat": args.repeat, "cold_repeat": cold_repeat, "sizes": sizes, "quick": args.quick},
-        "rows": rows,
+        "settings": {"forks": SITE_FORKS, "repeat": args.repeat, "cold_repeat": cold_repeat, "sizes": sorted(set(sizes) | previous_sizes), "quick": args.quick},
+        "rows": kept + rows,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -126,22 +126,31 @@ def trivial_playbook(work: Path) -> Path:
     return path
 
 
+def cold_runs(benchmark: str, tag: str, size: int, cold_repeat: int, command_for) -> tuple[dict, Fleet]:
+    """``cold_repeat`` runs of ``command_for(fleet)``, each on a fresh server; the row, and the last server, still up."""
+    samples = []
+    for index in range(cold_repeat):
+        fleet = Fleet(ident=f"ocb{size}{tag}{index}x{os.getpid()}", size=size).start()
+        fleet.secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            samples.append(run_measured(command_for(fleet), ansible_env(PYTHON), fleet.work / "cold.log"))
+        except BaseException:
+            fleet.stop()
+            raise
+        if index < cold_repeat - 1:
+            fleet.stop()
+    return repeated(benchmark, cold_repeat, lambda i: samples[i], tenants=size), fleet
+
+
 def bench_ours(size: int, repeat: int, cold_repeat: int, mitogen: bool) -> list[dict]:
     """The collection's site.yml: cold (fresh server each run), no-op, one tenant's change and no-op with --limit.
 
     The floor and a one-task playbook run on the same converged state.
     """
     env = ansible_env(PYTHON)
-    rows, cold = [], []
-    for index in range(cold_repeat):
-        fleet = Fleet(ident=f"ocb{size}o{index}x{os.getpid()}", size=size).start()
-        try:
-            inventory = fleet.write_inventory()
-            cold.append(run_measured(site_command(fleet, inventory), env, fleet.work / "cold.log"))
-        finally:
-            if index < cold_repeat - 1:
-                fleet.stop()
-    rows.append(repeated("site_cold", cold_repeat, lambda i: cold[i], tenants=size))
+    cold, fleet = cold_runs("site_cold", "o", size, cold_repeat, lambda fleet: site_command(fleet, fleet.write_inventory()))
+    rows = [cold]
+    inventory = fleet.write_inventory()
     try:
         first = fleet.tenants[0]
         limit = f"{first},srv1"
@@ -210,20 +219,16 @@ def bench_naive(size: int, repeat: int, cold_repeat: int) -> list[dict]:
     """The naive role: cold (fresh server each run), no-op, one tenant's change with --limit."""
     env = ansible_env(PYTHON)
     playbook = str(BASELINES / "naive" / "site.yml")
-    rows, cold = [], []
-    for index in range(cold_repeat):
-        fleet = Fleet(ident=f"ocb{size}n{index}x{os.getpid()}", size=size).start()
-        (fleet.secrets_dir).mkdir(parents=True, exist_ok=True)
-        try:
-            cold.append(run_measured([PLAYBOOK, "-i", str(naive_inventory(fleet)), playbook, "--forks", str(SITE_FORKS)], env, fleet.work / "cold.log"))
-        finally:
-            if index < cold_repeat - 1:
-                fleet.stop()
-    rows.append(repeated("naive_cold", cold_repeat, lambda i: cold[i], tenants=size))
+
+    def naive_command(fleet: Fleet) -> list[str]:
+        return [PLAYBOOK, "-i", str(naive_inventory(fleet)), playbook, "--forks", str(SITE_FORKS)]
+
+    cold, fleet = cold_runs("naive_cold", "n", size, cold_repeat, naive_command)
+    rows = [cold]
     try:
         first = fleet.tenants[0]
         log = fleet.work / "run.log"
-        command = [PLAYBOOK, "-i", str(naive_inventory(fleet)), playbook, "--forks", str(SITE_FORKS)]
+        command = naive_command(fleet)
         rows.append(repeated("naive_noop", repeat, lambda _i: run_measured(command, env, log), tenants=size))
 
         def one_tenant(index: int):

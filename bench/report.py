@@ -121,7 +121,7 @@ def table(rows: list[dict], benchmarks: list[str], count: str = "tenants") -> li
     for benchmark in benchmarks:
         for item in sorted((item for item in rows if item["benchmark"] == benchmark), key=lambda item: item.get(count, 0)):
             ratios = ", ".join(f"{name.replace('vs_', 'x ')} {value}" for name, value in item.get("ratios", {}).items())
-            memory = f" (controller {item['controller_peak_mib']} MiB)" if "controller_peak_mib" in item else ""
+            memory = f" (largest controller process {item['controller_peak_mib']} MiB)" if "controller_peak_mib" in item else ""
             what = DESCRIPTIONS.get(benchmark, benchmark) + memory
             lines.append(f"| {what} | {item.get(count, '')} | {item['seconds']} | {item['spread']} | {item['runs']} | {ratios} |")
     return lines

@@ -49,11 +49,11 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 
 
 def run_measured(command: list[str], env: dict | None, log: Path) -> tuple[float, float]:
-    """Run ``command``; (wall seconds, peak resident memory of the process tree in MiB). A failure raises with the log."""
+    """Run ``command``; (wall seconds, the largest resident size of any of its processes in MiB). A failure raises with the log."""
     start = time.perf_counter()
     with log.open("w", encoding="utf-8") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
-        # wait4 gives the child's own rusage; ru_maxrss is the largest of it and the descendants it waited for (KiB).
+        # wait4's rusage covers the child and the descendants it reaped; ru_maxrss is the largest single one (KiB).
         _pid, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)

@@ -15,13 +15,12 @@ import os
 import stat
 
 from ansible_collections.openclaw.standalone.plugins.module_utils.workspace import (
+    _DIR_FLAGS,
+    _READ_FLAGS,
     WorkspaceError,
     _lstat,
     _write_atomic,
 )
-
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 
 def tree_path_problem(relative):

@@ -20,16 +20,8 @@ from ansible_collections.openclaw.standalone.plugins.module_utils.workspace impo
     WorkspaceError,
     _lstat,
     _write_atomic,
+    relative_path_shape_problem,
 )
-
-
-def tree_path_problem(relative):
-    """Why ``relative`` cannot name a file of the tree, or None (the workspace's rule without its reserved names)."""
-    if not relative or relative.startswith("/") or "\\" in relative:
-        return "%r must be a relative path" % relative
-    if any(part in ("", ".", "..") for part in relative.split("/")):
-        return "%r must not contain empty, '.' or '..' components" % relative
-    return None
 
 
 def _current(dir_fd, name):
@@ -74,7 +66,7 @@ def mirror_tree(dest, files, directory_mode=0o755, prune=False, check=False):
     ``files`` are removed (directories are left). ``check`` predicts only.
     """
     for relative in files:
-        problem = tree_path_problem(relative)
+        problem = relative_path_shape_problem(relative, "the tree")
         if problem:
             raise WorkspaceError("file of the tree: " + problem)
     written, removed, opened = [], [], {}
@@ -127,4 +119,4 @@ def mirror_tree(dest, files, directory_mode=0o755, prune=False, check=False):
     return written, sorted(removed)
 
 
-__all__ = ["WorkspaceError", "mirror_tree", "tree_path_problem"]
+__all__ = ["WorkspaceError", "mirror_tree"]

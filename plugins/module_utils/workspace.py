@@ -114,13 +114,20 @@ def sha256_bytes(data):
     return hashlib.sha256(data).hexdigest()
 
 
+def relative_path_shape_problem(relative, where):
+    """Why ``relative`` cannot name a file below a directory (``where``, for the message), or None."""
+    if not relative or relative.startswith("/") or "\\" in relative:
+        return "%r must be a relative path inside %s" % (relative, where)
+    if any(part in ("", ".", "..") for part in relative.split("/")):
+        return "%r must not contain empty, '.' or '..' components" % relative
+    return None
+
+
 def relative_path_problem(relative):
     """Why ``relative`` may not be a managed file path inside the state directory, or None."""
-    if not relative or relative.startswith("/") or "\\" in relative:
-        return "%r must be a relative path inside .openclaw" % relative
-    parts = relative.split("/")
-    if any(part in ("", ".", "..") for part in parts):
-        return "%r must not contain empty, '.' or '..' components" % relative
+    problem = relative_path_shape_problem(relative, ".openclaw")
+    if problem:
+        return problem
     for owned in AGENT_OWNED:
         if relative == owned or relative.startswith(owned + "/"):
             return "%r belongs to the agent (%s) and is never written by a converge" % (relative, owned)

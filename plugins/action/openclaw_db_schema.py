@@ -1,45 +1,11 @@
 # Copyright: openclaw.standalone contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Reads the SQL migrations on the controller and hands them to the module.
-
-The files live in the collection (migrations/<schema>/), so an ad-hoc call
-such as `ansible srv1 -m openclaw.standalone.openclaw_db_schema -a ...` works
-without copying anything to the server.
-"""
+"""Reads the SQL migrations on the controller and hands them to the module."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from ansible.errors import AnsibleActionFail
-from ansible.plugins.action import ActionBase
-
-COLLECTION_ROOT = Path(__file__).resolve().parents[2]
-SCHEMAS = ("tenant", "shared")
+from ansible_collections.openclaw.standalone.plugins.plugin_utils.migration_files import MigrationFilesAction
 
 
-def read_migrations(directory):
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise AnsibleActionFail("migrations_path %s is not a directory on the controller" % directory)
-    return [{"script": path.name, "sql": path.read_text(encoding="utf-8")} for path in sorted(directory.glob("V*.sql"))]
-
-
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset()  # every argument is validated by the module itself
-
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        del tmp
-        args = dict(self._task.args)
-        if "_migrations" in args:
-            raise AnsibleActionFail("_migrations is set by the action plugin and cannot be passed")
-        schema = args.get("schema", "tenant")
-        if args.get("migrations_path"):
-            args["_migrations"] = read_migrations(self._loader.path_dwim(args["migrations_path"]))
-        elif schema in SCHEMAS:
-            args["_migrations"] = read_migrations(COLLECTION_ROOT / "migrations" / schema)
-        # An unknown schema is left to the module's argument validation.
-        result.update(self._execute_module(module_name="openclaw.standalone.openclaw_db_schema", module_args=args, task_vars=task_vars))
-        return result
+class ActionModule(MigrationFilesAction):
+    MODULE = "openclaw.standalone.openclaw_db_schema"

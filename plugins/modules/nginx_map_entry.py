@@ -6,11 +6,13 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: nginx_map_entry
-short_description: Ensure one C(key value;) entry of an nginx map file
+short_description: Ensure C(key value;) entries of an nginx map file
 version_added: 0.1.0
 description:
-  - Adds, updates or removes one entry of a file included in an nginx C(map) block (for example
-    C(map $openclaw_slug $openclaw_upstream { include /etc/nginx/openclaw/tenants.map; })).
+  - Adds, updates or removes one entry (O(key)), or many at once (O(entries)), of a file included in an nginx
+    C(map) block (for example C(map $openclaw_slug $openclaw_upstream { include /etc/nginx/openclaw/tenants.map; })).
+  - With O(entries) the file is read, changed and written once for all of them, so the routes of every tenant of
+    a server cost one module run and at most one write.
   - Comments, blank lines and other entries are kept as they are. A key that appears more than once is reduced
     to its first entry (nginx refuses duplicate keys).
   - The new file is written to a temporary file in the same directory, optionally validated, then renamed over
@@ -41,18 +43,36 @@ options:
   key:
     description:
       - The map key (source value), for example a tenant slug.
+      - Exactly one of O(key) and O(entries) is required.
     type: str
-    required: true
   value:
     description:
       - The value for O(key), for example V(127.0.0.1:18801). Required with O(state=present).
     type: str
   state:
     description:
-      - Whether the entry should exist.
+      - Whether the entry O(key) should exist.
     type: str
     choices: [present, absent]
     default: present
+  entries:
+    description:
+      - Many entries, applied in order in one write. A key given twice is refused.
+    type: list
+    elements: dict
+    suboptions:
+      key:
+        description: The map key.
+        type: str
+        required: true
+      value:
+        description: The value for O(entries[].key). Required with O(entries[].state=present).
+        type: str
+      state:
+        description: Whether the entry should exist.
+        type: str
+        choices: [present, absent]
+        default: present
   backup:
     description:
       - Keep a copy of the previous file next to it (timestamped) when the file changes.
@@ -82,6 +102,15 @@ EXAMPLES = r"""
     key: aliya
     value: 127.0.0.1:18801
 
+- name: Route every tenant of the server in one write
+  openclaw.standalone.nginx_map_entry:
+    path: /etc/nginx/openclaw/tenants.map
+    entries:
+      - key: aliya
+        value: 127.0.0.1:18801
+      - key: bob
+        state: absent
+
 - name: Remove the route of a removed tenant, keeping a backup of the file
   openclaw.standalone.nginx_map_entry:
     path: /etc/nginx/openclaw/tenants.map
@@ -93,16 +122,23 @@ EXAMPLES = r"""
 RETURN = r"""
 key:
   description: The key.
-  returned: always
+  returned: with O(key)
   type: str
 value:
   description: The key's value after the run (V(null) when absent).
-  returned: always
+  returned: with O(key)
   type: str
 previous_value:
   description: The key's value before the run (V(null) when it had none).
-  returned: always
+  returned: with O(key)
   type: str
+entries:
+  description:
+    - With O(entries), each key's outcome - C(changed), C(key), C(value), C(previous_value), and with C(--diff)
+      its own C(diff) (the key's line before and after).
+  returned: with O(entries)
+  type: dict
+  sample: {aliya: {changed: true, key: aliya, value: 127.0.0.1:18801, previous_value: null}}
 backup_file:
   description: Copy of the previous file.
   returned: when O(backup=true) and the file changed
@@ -151,37 +187,47 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             path=dict(type="path", required=True),
-            key=dict(type="str", required=True, no_log=False),
+            key=dict(type="str", no_log=False),
             value=dict(type="str"),
             state=dict(type="str", default="present", choices=["present", "absent"]),
+            entries=dict(
+                type="list",
+                elements="dict",
+                options=dict(
+                    key=dict(type="str", required=True, no_log=False),
+                    value=dict(type="str"),
+                    state=dict(type="str", default="present", choices=["present", "absent"]),
+                ),
+            ),
             backup=dict(type="bool", default=False),
             validate=dict(type="str"),
             mode=dict(type="raw", default="0644"),
             lock_timeout=dict(type="int", default=60),
         ),
-        required_if=[("state", "present", ("value",))],
+        required_one_of=[("key", "entries")],
+        mutually_exclusive=[("key", "entries"), ("value", "entries")],
         supports_check_mode=True,
     )
     params = module.params
-    path, key, value, state = params["path"], params["key"], params["value"], params["state"]
-    problems = [token_problem("key", key)]
-    if state == "present":
-        problems.append(token_problem("value", value))
-    problems = [problem for problem in problems if problem]
+    path = params["path"]
+    batch = params["entries"] is not None
+    wanted = params["entries"] if batch else [dict(key=params["key"], value=params["value"], state=params["state"])]
+    problems = entry_problems(wanted)
     if problems:
         module.fail_json(msg="invalid input, %s was not touched: %s" % (path, "; ".join(problems)))
     if params["validate"] and "%s" not in params["validate"]:
         module.fail_json(msg="validate must contain %%s for the new file's path: %s" % params["validate"])
 
+    outcomes = {entry["key"]: dict(changed=False, key=entry["key"], value=None, previous_value=None) for entry in wanted}
+    result = dict(changed=False, entries=outcomes) if batch else dict(outcomes[params["key"]])
     directory = os.path.dirname(path) or "."
-    result = dict(changed=False, key=key, value=None, previous_value=None)
-    if not os.path.isdir(directory):
-        if state == "absent":
-            module.exit_json(**result)
-        if module.check_mode:
-            # Nothing to lock or read: the file would be created with this one entry.
-            converge(module, result, path, before=None)
     try:
+        if not os.path.isdir(directory):
+            if all(entry["state"] == "absent" for entry in wanted):
+                module.exit_json(**result)
+            if module.check_mode:
+                # Nothing to lock or read: the file would be created with these entries.
+                converge(module, result, wanted, path, before=None)
         os.makedirs(directory, mode=0o755, exist_ok=True)
         with MapLock(path, params["lock_timeout"]):
             try:
@@ -189,7 +235,7 @@ def main():
                     before = handle.read()
             except FileNotFoundError:
                 before = None
-            converge(module, result, path, before)
+            converge(module, result, wanted, path, before)
     except TimeoutError as exc:
         module.fail_json(msg=str(exc), **result)
     except UnicodeDecodeError:
@@ -198,22 +244,59 @@ def main():
         module.fail_json(msg="cannot update %s: %s" % (path, exc), **result)
 
 
-def converge(module, result, path, before):
+def entry_problems(wanted):
+    """Why any of the wanted entries cannot be written, before the file is touched."""
+    problems, seen = [], set()
+    for entry in wanted:
+        problems.append(token_problem("key", entry["key"]))
+        if entry["state"] == "present":
+            if entry["value"] is None:
+                problems.append("state is present but all of the following are missing: value (key %s)" % entry["key"])
+            else:
+                problems.append(token_problem("value", entry["value"]))
+        if entry["key"] in seen:
+            problems.append("key %s is given more than once" % entry["key"])
+        seen.add(entry["key"])
+    return [problem for problem in problems if problem]
+
+
+def line_of(key, value):
+    return "" if value is None else "%s %s;\n" % (key, value)
+
+
+def converge(module, result, wanted, path, before):
     """Compute the new file from ``before`` (None: no file) and write it; exits the module."""
     params = module.params
-    key, value, state = params["key"], params["value"], params["state"]
-    if before is None and state == "absent":
-        module.exit_json(**result)
-    after = apply(before or "", key, value, state)
-    result["previous_value"] = entries(before or "").get(key)
-    result["value"] = entries(after).get(key)
+    old = entries(before or "")
+    after = before or ""
+    for entry in wanted:
+        after = apply(after, entry["key"], entry["value"], entry["state"])
+    new = entries(after)
+    if before is None and after == "":
+        module.exit_json(**result)  # only removals, and no file to remove them from
+    batch = params["entries"] is not None
+    for entry in wanted:
+        key = entry["key"]
+        outcome = result["entries"][key] if batch else result
+        outcome.update(previous_value=old.get(key), value=new.get(key), changed=old.get(key) != new.get(key))
+        if batch and module._diff and outcome["changed"]:
+            header = "%s (%s)" % (path, key)
+            outcome["diff"] = dict(before=line_of(key, old.get(key)), after=line_of(key, new.get(key)), before_header=header, after_header=header)
     if after == before:
+        result["changed"] = False
         module.exit_json(**result)
     result["changed"] = True
-    if module._diff:
+    if module._diff and not batch:
         result["diff"] = dict(before=before or "", after=after, before_header=path if before is not None else "/dev/null", after_header=path)
     if module.check_mode:
         module.exit_json(**result)
+    write(module, result, path, before, after)
+    module.exit_json(**result)
+
+
+def write(module, result, path, before, after):
+    """Validate ``after`` in a new file next to ``path`` and rename it over ``path``."""
+    params = module.params
     handle, candidate = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=os.path.dirname(path) or ".")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as output:
@@ -239,7 +322,6 @@ def converge(module, result, path, before):
     finally:
         if os.path.exists(candidate):
             os.unlink(candidate)
-    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -61,16 +61,23 @@ def ensure_docker_sdk(module):
         )
 
 
+def open_client(docker_host, timeout):
+    """A Docker client for ``docker_host`` that answered a ping; DockerFailure naming the engine address."""
+    try:
+        client = docker.DockerClient(base_url=docker_host, timeout=timeout)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise DockerFailure("cannot reach the Docker engine at %s: %s" % (docker_host, exc)) from exc
+    return client
+
+
 def connect(module):
     """A Docker client for the module's docker_host, or fail_json naming the engine address."""
     ensure_docker_sdk(module)
-    params = module.params
     try:
-        client = docker.DockerClient(base_url=params["docker_host"], timeout=params["docker_timeout"])
-        client.ping()
-    except docker.errors.DockerException as exc:
-        module.fail_json(msg="cannot reach the Docker engine at %s: %s" % (params["docker_host"], exc))
-    return client
+        return open_client(module.params["docker_host"], module.params["docker_timeout"])
+    except DockerFailure as exc:
+        module.fail_json(msg=str(exc))
 
 
 def config_hash(spec):

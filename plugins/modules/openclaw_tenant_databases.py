@@ -214,9 +214,10 @@ def database_params(module, entry):
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, mutually_exclusive=POSTGRES_MUTUALLY_EXCLUSIVE)
-    entries = [database_params(module, entry) for entry in module.params["databases"]]
-    names = [entry["name"] for entry in entries]
-    problems = ["%s: %s" % (entry["name"], problem) for entry in entries for problem in database_input_problems(entry)]
+    problems = [
+        "%s: %s" % (entry["name"], problem) for entry in module.params["databases"] for problem in database_input_problems(dict(entry, schema="tenant"))
+    ]
+    names = [entry["name"] for entry in module.params["databases"]]
     problems += ["%s is given more than once" % name for name in sorted(set(names)) if names.count(name) > 1]
     if module.params["parallel"] < 1:
         problems.append("parallel must be at least 1")
@@ -224,6 +225,8 @@ def main():
         module.fail_json(msg="invalid input, nothing was done: " + "; ".join(problems))
     ensure_psycopg2(module)
     resolve_login_password(module)
+    # After the login password is resolved: every database's options carry it.
+    entries = [database_params(module, entry) for entry in module.params["databases"]]
     try:
         migrations = migration_files(module.params["_migrations"])
     except SchemaFailure as exc:

@@ -8,7 +8,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from ansible_collections.openclaw.standalone.plugins.modules.openclaw_tenant import container_params, input_problems, isolation_findings, with_password
+from ansible_collections.openclaw.standalone.plugins.module_utils.tenant_run import container_params, input_problems, isolation_findings, with_password
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 BASE = {

@@ -1,0 +1,149 @@
+#!/usr/bin/python
+# Copyright: openclaw.standalone contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: openclaw_tenants
+short_description: Converge the gateways of every tenant of one server in one module run
+version_added: 0.4.0
+description:
+  - Does for each entry of O(tenants) what M(openclaw.standalone.openclaw_tenant) does for one tenant - workspace,
+    tokens, managed files, skills, the hardened container and the shared services' registrations - with the same
+    options and the same result per tenant, in one module run with up to O(parallel) tenants at a time. A no-op
+    converge of a server's tenants then costs one module start and one Docker connection per worker instead of one
+    per tenant.
+  - One tenant failing (invalid options, an image missing, a container that does not come up) does not stop the
+    others; the module fails at the end, naming every tenant that failed, and reports every tenant's result in
+    RV(tenants). The collection's tenant role reports each entry on its own tenant with
+    M(openclaw.standalone.openclaw_batch_result).
+author: OpenClaw Standalone maintainers (@openclaw-standalone)
+extends_documentation_fragment:
+  - openclaw.standalone.attributes
+  - openclaw.standalone.docker
+attributes:
+  check_mode:
+    support: full
+    details: As M(openclaw.standalone.openclaw_tenant) in check mode, for every tenant.
+  diff_mode:
+    support: full
+    details: Each tenant's diff is in its entry of RV(tenants).
+  idempotent:
+    support: full
+options:
+  tenants:
+    description:
+      - One entry per tenant, with the options of M(openclaw.standalone.openclaw_tenant) (O(openclaw.standalone.openclaw_tenant#module:slug),
+        O(openclaw.standalone.openclaw_tenant#module:state), O(openclaw.standalone.openclaw_tenant#module:port), ...),
+        validated the same way. Slugs must be unique.
+    type: list
+    elements: dict
+    required: true
+  parallel:
+    description:
+      - How many tenants are converged at the same time, each worker with its own Docker connection.
+    type: int
+    default: 4
+seealso:
+  - module: openclaw.standalone.openclaw_tenant
+  - module: openclaw.standalone.openclaw_batch_result
+"""
+
+EXAMPLES = r"""
+- name: Converge two tenants of the server in one run
+  openclaw.standalone.openclaw_tenants:
+    tenants:
+      - slug: aliya
+        port: 18801
+        image: openclaw-runtime:2026.2.17
+      - slug: bekzat
+        port: 18802
+        image: openclaw-runtime:2026.2.17
+  register: converged
+"""
+
+RETURN = r"""
+tenants:
+  description:
+    - Each tenant's result, by slug, with the fields M(openclaw.standalone.openclaw_tenant) returns; a tenant that
+      failed has C(failed) and C(msg). Tokens and passwords are never part of it.
+  returned: always
+  type: dict
+  sample: {aliya: {changed: false, state: present, port: 18801, recreated: false, changes: []}}
+failed_tenants:
+  description: Slugs of the tenants that failed, in the order given.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+"""
+
+import concurrent.futures
+import threading
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.openclaw.standalone.plugins.module_utils.docker_common import (
+    DockerFailure,
+    docker_common_argument_spec,
+    ensure_docker_sdk,
+    open_client,
+)
+from ansible_collections.openclaw.standalone.plugins.module_utils.tenant_run import (
+    TenantFailure,
+    converge_tenant,
+    tenant_argument_spec,
+    tenant_problems,
+)
+
+TENANT_MUTUALLY_EXCLUSIVE = [("db_password", "db_password_file")]
+
+
+def main():
+    argument_spec = docker_common_argument_spec()
+    argument_spec.update(
+        tenants=dict(type="list", elements="dict", required=True, options=tenant_argument_spec(), mutually_exclusive=TENANT_MUTUALLY_EXCLUSIVE),
+        parallel=dict(type="int", default=4),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    tenants = module.params["tenants"]
+    slugs = [tenant["slug"] for tenant in tenants]
+    problems = ["slug %s is given more than once" % slug for slug in sorted(set(slugs)) if slugs.count(slug) > 1]
+    if module.params["parallel"] < 1:
+        problems.append("parallel must be at least 1")
+    if problems:
+        module.fail_json(msg="invalid input, nothing was done: " + "; ".join(problems))
+    ensure_docker_sdk(module)
+    local = threading.local()
+
+    def converge(params):
+        problems, warnings = tenant_problems(params)
+        if problems:
+            return dict(changed=False, failed=True, msg="invalid tenant %s, nothing was changed: %s" % (params["slug"], "; ".join(problems)))
+        for warning in warnings:
+            module.warn(warning)
+        try:
+            if getattr(local, "client", None) is None:
+                local.client = open_client(module.params["docker_host"], module.params["docker_timeout"])
+            return converge_tenant(params, local.client, module.check_mode, module.no_log_values.add, diff=module._diff)
+        except DockerFailure as exc:
+            return dict(changed=False, failed=True, msg=str(exc))
+        except TenantFailure as exc:
+            return dict(exc.result, failed=True, msg=exc.msg)
+
+    # Threads: a tenant's time goes to the Docker engine and to waiting for its
+    # gateway to answer, during which the interpreter is free for the others.
+    workers = min(module.params["parallel"], len(tenants)) or 1
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        outcomes = list(pool.map(converge, tenants))
+    results = dict(zip(slugs, outcomes))
+    failed = [slug for slug in slugs if results[slug].get("failed")]
+    result = dict(changed=any(outcome.get("changed") for outcome in outcomes), tenants=results, failed_tenants=failed)
+    if failed:
+        module.fail_json(msg="%d of %d tenants failed: %s" % (len(failed), len(slugs), "; ".join(results[slug]["msg"] for slug in failed)), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

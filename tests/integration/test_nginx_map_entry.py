@@ -46,6 +46,37 @@ def test_add_update_remove_with_check_mode_and_diff(tmp_path):
     assert not [entry for entry in path.parent.iterdir() if entry.name.startswith(".tenants.map.")]
 
 
+def test_many_entries_in_one_write_with_an_outcome_and_diff_per_key(tmp_path):
+    path = tmp_path / "tenants.map"
+    path.write_text("# hand-written note\naliya 127.0.0.1:18801;\nbob 127.0.0.1:18802; # keep me\ncarol 127.0.0.1:18803;\n")
+    entries = [
+        {"key": "aliya", "value": "127.0.0.1:18801"},  # as it is
+        {"key": "bob", "value": "127.0.0.1:19002"},  # moved
+        {"key": "carol", "state": "absent"},  # removed
+        {"key": "dana", "value": "127.0.0.1:18804"},  # new
+    ]
+    before = path.read_text()
+    planned = run_module(MODULE, {"path": str(path), "entries": entries}, "--check", "--diff")
+    assert path.read_text() == before
+    outcomes = planned.result["entries"]
+    assert {key: outcome["changed"] for key, outcome in outcomes.items()} == {"aliya": False, "bob": True, "carol": True, "dana": True}
+    assert outcomes["bob"]["diff"]["before"] == "bob 127.0.0.1:18802;\n" and outcomes["bob"]["diff"]["after"] == "bob 127.0.0.1:19002;\n"
+    assert "diff" not in outcomes["aliya"]
+
+    applied = run_module(MODULE, {"path": str(path), "entries": entries, "backup": True})
+    assert applied.result["changed"] is True
+    assert path.read_text() == "# hand-written note\naliya 127.0.0.1:18801;\nbob 127.0.0.1:19002; # keep me\ndana 127.0.0.1:18804;\n"
+    assert Path(applied.result["backup_file"]).read_text(encoding="utf-8") == before  # one write: one backup of the old file
+    again = run_module(MODULE, {"path": str(path), "entries": entries})
+    assert again.result["changed"] is False and not any(outcome["changed"] for outcome in again.result["entries"].values())
+
+    written = path.read_text()
+    for refused_entries in ([{"key": "erin", "value": "x"}, {"key": "erin", "value": "y"}], [{"key": "erin"}], [{"key": "default", "value": "x"}]):
+        refused = run_module(MODULE, {"path": str(path), "entries": refused_entries})
+        assert refused.returncode != 0 and "was not touched" in refused.result["msg"], refused.result
+    assert path.read_text() == written
+
+
 def test_invalid_keys_and_values_are_refused_without_touching_the_file(tmp_path):
     path = tmp_path / "tenants.map"
     path.write_text("aliya 127.0.0.1:18801;\n")

@@ -321,6 +321,28 @@ def test_two_tenants_converge_in_parallel(site):
     assert site.token("eta") != site.token("theta")
 
 
+def test_a_failing_tenant_does_not_stop_the_others_of_its_server(site):
+    # Both tenants are converged by one module run for the server; one of them cannot be.
+    ports = free_ports(2)
+    tenants = {"iota": site.tenant("iota", openclaw_port=ports[0]), "kappa": site.tenant("kappa", openclaw_port=ports[1])}
+    blocker = site.root / "clients" / site.slug("kappa")
+    blocker.write_text("not a workspace\n", encoding="utf-8")
+    try:
+        completed = site.converge(tenants)
+        assert completed.returncode != 0
+        assert completed.recap["kappa"]["failed"] == 1, completed.stdout[-6000:]
+        assert "is not a regular file, not a directory; refusing to touch it" in completed.stdout  # the failure says what is in the way
+        assert completed.recap["iota"]["failed"] == 0
+        assert completed.recap["iota"]["changed"] >= 1
+        assert site.container("iota").status == "running"
+        assert site.container("kappa") is None
+        routes = (site.root / "nginx" / "tenants.map").read_text(encoding="utf-8")
+        assert f"{site.slug('iota')} 127.0.0.1:{ports[0]};" in routes
+        assert site.slug("kappa") not in routes  # a tenant that failed gets no route
+    finally:
+        blocker.unlink()
+
+
 def test_rotate_token_recreates_with_a_new_token(site):
     tenants = {"iota": site.tenant("iota", openclaw_port=free_ports(1)[0])}
     ok(site.converge(tenants), "iota")

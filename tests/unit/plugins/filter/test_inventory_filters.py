@@ -47,3 +47,21 @@ def test_inventory_warnings_lists_and_shows_opted_in_dangers(filters, monkeypatc
     (line,) = filters["inventory_warnings"]({"srv1": {}, "aliya": tenant}, groups)
     assert line.startswith("DANGEROUS: aliya: openclaw_tenant_uid: is 0 (root)") and "allowed by openclaw_tenant_allow_dangerous" in line
     assert shown == [line]
+
+
+def test_tenants_group_is_a_valid_group_name_per_server(filters):
+    assert filters["tenants_group"]("srv1") == "openclaw_tenants_of_srv1"
+    assert filters["tenants_group"]("edge-1.example.com") == "openclaw_tenants_of_edge_1_example_com"
+
+
+def test_tenant_routes_map_each_slug_to_its_port_and_drop_removed_tenants(filters):
+    hostvars = {
+        "aliya": {"openclaw_port": 18801},
+        "bob-host": {"openclaw_slug": "bob", "openclaw_port": "18802", "openclaw_tenant_state": "stopped"},
+        "carol": {"openclaw_port": 18803, "openclaw_tenant_state": "absent"},
+    }
+    assert filters["tenant_routes"](["aliya", "bob-host", "carol"], hostvars) == [
+        {"key": "aliya", "value": "127.0.0.1:18801", "state": "present"},
+        {"key": "bob", "value": "127.0.0.1:18802", "state": "present"},
+        {"key": "carol", "state": "absent"},
+    ]

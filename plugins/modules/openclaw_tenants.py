@@ -83,6 +83,7 @@ import concurrent.futures
 import threading
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.openclaw.standalone.plugins.module_utils.docker_common import (
     DockerFailure,
@@ -103,12 +104,20 @@ TENANT_MUTUALLY_EXCLUSIVE = [("db_password", "db_password_file")]
 def main():
     argument_spec = docker_common_argument_spec()
     argument_spec.update(
-        tenants=dict(type="list", elements="dict", required=True, options=tenant_argument_spec(), mutually_exclusive=TENANT_MUTUALLY_EXCLUSIVE),
+        # Validated entry by entry below, with openclaw_tenant's own specification,
+        # so one invalid tenant fails alone.
+        tenants=dict(type="list", elements="dict", required=True),
         parallel=dict(type="int", default=4),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    tenants = module.params["tenants"]
-    slugs = [tenant["slug"] for tenant in tenants]
+    validator = ArgumentSpecValidator(tenant_argument_spec(), mutually_exclusive=TENANT_MUTUALLY_EXCLUSIVE)
+    tenants = []
+    for entry in module.params["tenants"]:
+        validated = validator.validate(entry)
+        # Every secret of every tenant is masked in every output, the invocation included.
+        module.no_log_values.update(validated._no_log_values)  # pylint: disable=protected-access  # the validator's only way to tell them
+        tenants.append((validated.validated_parameters, [str(error) for error in validated.errors]))
+    slugs = [str(params.get("slug")) for params, _errors in tenants]
     problems = ["slug %s is given more than once" % slug for slug in sorted(set(slugs)) if slugs.count(slug) > 1]
     if module.params["parallel"] < 1:
         problems.append("parallel must be at least 1")
@@ -117,7 +126,10 @@ def main():
     ensure_docker_sdk(module)
     local = threading.local()
 
-    def converge(params):
+    def converge(entry):
+        params, errors = entry
+        if errors:
+            return dict(changed=False, failed=True, msg="invalid tenant %s, nothing was changed: %s" % (params.get("slug"), "; ".join(errors)))
         problems, warnings = tenant_problems(params)
         if problems:
             return dict(changed=False, failed=True, msg="invalid tenant %s, nothing was changed: %s" % (params["slug"], "; ".join(problems)))

@@ -452,6 +452,13 @@ def bench_routes(repeat: int, tenants: int) -> list[dict]:
         rows.append(
             repeated("routes_add_one_and_reload", repeat, lambda i: run_measured([*command, "-i", inventory(f"newcomer{i}")], env, log), tenants=tenants)
         )
+        # The path of a route change alone: the tenant's route and the reload, without the site's own tasks.
+        routes_only = [PLAYBOOK, str(Path(__file__).resolve().parent / "playbooks" / "route_and_reload.yml")]
+        rows.append(
+            repeated(
+                "routes_route_and_reload_plays", repeat, lambda i: run_measured([*routes_only, "-i", inventory(f"latecomer{i}")], env, log), tenants=tenants
+            )
+        )
         test_command = [nginx.binary, "-p", str(nginx.prefix), "-c", str(nginx.conf_file), "-e", str(nginx.error_log), "-t"]
         checked = subprocess.run(test_command, check=True, capture_output=True, text=True)
         measured = repeated("routes_nginx_t", max(repeat, 5), lambda _i: run_measured(test_command, None, log)[0], tenants=tenants)
@@ -557,7 +564,7 @@ def expected_benchmarks(only: set[str], mitogen: bool) -> set[str]:
         "seed": {"seed_cold", "seed_rerun"},
         "preflight": {"preflight_rules", "preflight_playbook"},
         "migrate": {"migrate_cold", "migrate_one_new_migration", "migrate_noop"},
-        "routes": {"routes_add_one_and_reload", "routes_nginx_t"},
+        "routes": {"routes_add_one_and_reload", "routes_route_and_reload_plays", "routes_nginx_t"},
         "capi": {"capi_batch", "capi_one_per_request", "capi_batch_3_rejected_by_meta"},
     }
     return set().union(*(names[name] for name in only))

@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 
 from ansible_collections.openclaw.standalone.plugins.module_utils import dbadmin
+from ansible_collections.openclaw.standalone.plugins.module_utils.batch import ConvergeFailure
 from ansible_collections.openclaw.standalone.plugins.module_utils.migrations import (
     HISTORY_OWNER,
     AdvisoryLock,
@@ -43,13 +44,20 @@ from ansible_collections.openclaw.standalone.plugins.module_utils.secret_files i
 from ansible_collections.openclaw.standalone.plugins.module_utils.validation import database_name_problems, role_name_problems
 
 
-class SchemaFailure(Exception):
+class SchemaFailure(ConvergeFailure):
     """One database could not be converged; ``result`` holds what was done before the failure."""
 
-    def __init__(self, msg, result):
-        super().__init__(msg)
-        self.msg = msg
-        self.result = result
+
+def migration_run_argument_spec():
+    """Options of a migration run; documented in the openclaw.standalone.migration_run doc fragment."""
+    return dict(
+        pg_dump_path=dict(type="str", default="pg_dump"),
+        baseline=dict(type="str", default="auto", choices=["auto", "force", "never"]),
+        repair=dict(type="bool", default=False),
+        lock_timeout=dict(type="int", default=300),
+        # Filled by the action plugin with the migration files read on the controller.
+        _migrations=dict(type="list", elements="dict"),
+    )
 
 
 def database_input_problems(params):

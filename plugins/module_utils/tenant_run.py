@@ -18,6 +18,7 @@ from urllib.error import HTTPError
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 from urllib.request import ProxyHandler, build_opener
 
+from ansible_collections.openclaw.standalone.plugins.module_utils.batch import ConvergeFailure
 from ansible_collections.openclaw.standalone.plugins.module_utils.containers import ContainerConverger, desired_spec
 from ansible_collections.openclaw.standalone.plugins.module_utils.docker_common import (
     LABEL_SERVER,
@@ -44,13 +45,8 @@ from ansible_collections.openclaw.standalone.plugins.module_utils.workspace impo
 )
 
 
-class TenantFailure(Exception):
+class TenantFailure(ConvergeFailure):
     """One tenant could not be converged; ``result`` holds what was done before the failure."""
-
-    def __init__(self, msg, result):
-        super().__init__(msg)
-        self.msg = msg
-        self.result = result
 
 
 CONTAINER_HOME = "/home/openclaw/.openclaw"

@@ -45,6 +45,7 @@ description:
 author: OpenClaw Standalone maintainers (@openclaw-standalone)
 extends_documentation_fragment:
   - openclaw.standalone.postgres
+  - openclaw.standalone.migration_run
   - openclaw.standalone.attributes
   - openclaw.standalone.attributes.actiongroup_openclaw
 attributes:
@@ -113,13 +114,6 @@ options:
         O(owner_password) or an existing O(owner_password_file)), for a purge as for O(backup).
     type: path
     default: /var/backups/openclaw
-  pg_dump_path:
-    description:
-      - C(pg_dump) program on the managed host, or a wrapper that accepts the same arguments and writes the
-        dump to standard output (for example one that runs C(pg_dump) inside the PostgreSQL container).
-      - Its major version must be at least the server's.
-    type: str
-    default: pg_dump
   backup:
     description:
       - Dump an existing database (C(pg_dump -Fc)) to O(backup_dir) before applying pending migrations to it.
@@ -131,38 +125,11 @@ options:
       - How many pre-migration dumps of this database to keep in O(backup_dir); older ones are deleted.
     type: int
     default: 7
-  baseline:
-    description:
-      - How to treat an existing database with tables but no migration history.
-      - V(auto) adopts it when it has every table the baseline migration creates and fails, naming the missing
-        tables, when it has only some of them.
-      - V(force) records the baseline as applied even when tables are missing.
-      - V(never) refuses to adopt.
-    type: str
-    choices: [auto, force, never]
-    default: auto
-  repair:
-    description:
-      - Accept applied migration files whose checksum changed and record their new checksum. Without it such
-        drift fails the run, naming the file.
-    type: bool
-    default: false
-  lock_timeout:
-    description:
-      - Seconds to wait for another run converging the same database to finish.
-    type: int
-    default: 300
   migrations_path:
     description:
       - Directory on the controller with the C(V<NNN>__<description>.sql) files to use instead of the
         collection's own C(migrations/<schema>/).
     type: path
-  _migrations:
-    description:
-      - Internal, set by the module's action plugin to the migration files it read on the controller
-        (O(migrations_path) or the collection's own). Do not set it.
-    type: list
-    elements: dict
 seealso:
   - name: PostgreSQL advisory locks
     description: How concurrent migrators are serialized.
@@ -270,11 +237,13 @@ from ansible_collections.openclaw.standalone.plugins.module_utils.schema_run imp
     converge_database,
     database_input_problems,
     migration_files,
+    migration_run_argument_spec,
 )
 
 
 def argument_spec():
     spec = postgres_common_argument_spec()
+    spec.update(migration_run_argument_spec())
     spec.update(
         name=dict(type="str", required=True, aliases=["db"]),
         schema=dict(type="str", default="tenant", choices=["tenant", "shared"]),
@@ -284,15 +253,9 @@ def argument_spec():
         state=dict(type="str", default="present", choices=["present", "absent"]),
         purge=dict(type="bool", default=False),
         backup_dir=dict(type="path", default="/var/backups/openclaw"),
-        pg_dump_path=dict(type="str", default="pg_dump"),
         backup=dict(type="bool", default=False),
         backup_keep=dict(type="int", default=7),
-        baseline=dict(type="str", default="auto", choices=["auto", "force", "never"]),
-        repair=dict(type="bool", default=False),
-        lock_timeout=dict(type="int", default=300),
         migrations_path=dict(type="path"),
-        # Filled by the action plugin with the migration files read on the controller.
-        _migrations=dict(type="list", elements="dict"),
     )
     return spec
 

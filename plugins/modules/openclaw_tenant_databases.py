@@ -22,6 +22,7 @@ description:
 author: OpenClaw Standalone maintainers (@openclaw-standalone)
 extends_documentation_fragment:
   - openclaw.standalone.postgres
+  - openclaw.standalone.migration_run
   - openclaw.standalone.attributes
   - openclaw.standalone.attributes.actiongroup_openclaw
 attributes:
@@ -82,39 +83,11 @@ options:
       - Directory on the managed host for the dumps.
     type: path
     default: /var/backups/openclaw
-  pg_dump_path:
-    description:
-      - C(pg_dump) program on the managed host, or a wrapper with the same arguments that writes the dump to
-        standard output.
-    type: str
-    default: pg_dump
-  baseline:
-    description:
-      - How to treat an existing database with tables but no migration history, as
-        O(openclaw.standalone.openclaw_db_schema#module:baseline).
-    type: str
-    choices: [auto, force, never]
-    default: auto
-  repair:
-    description:
-      - Accept applied migration files whose checksum changed and record their new checksum.
-    type: bool
-    default: false
-  lock_timeout:
-    description:
-      - Seconds to wait for another run converging the same database to finish.
-    type: int
-    default: 300
   migrations_path:
     description:
       - Directory on the controller with the C(V<NNN>__<description>.sql) files to use instead of the
         collection's own C(migrations/tenant/).
     type: path
-  _migrations:
-    description:
-      - Internal, set by the module's action plugin to the migration files it read on the controller. Do not set it.
-    type: list
-    elements: dict
 seealso:
   - module: openclaw.standalone.openclaw_db_schema
   - module: openclaw.standalone.openclaw_batch_result
@@ -159,10 +132,9 @@ failed_databases:
   sample: []
 """
 
-import concurrent.futures
-
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.openclaw.standalone.plugins.module_utils.batch import converge_each, duplicate_problems
 from ansible_collections.openclaw.standalone.plugins.module_utils.postgres import (
     POSTGRES_MUTUALLY_EXCLUSIVE,
     ensure_psycopg2,
@@ -174,11 +146,13 @@ from ansible_collections.openclaw.standalone.plugins.module_utils.schema_run imp
     converge_database,
     database_input_problems,
     migration_files,
+    migration_run_argument_spec,
 )
 
 
 def argument_spec():
     spec = postgres_common_argument_spec()
+    spec.update(migration_run_argument_spec())
     spec.update(
         databases=dict(
             type="list",
@@ -195,12 +169,7 @@ def argument_spec():
         parallel=dict(type="int", default=4),
         backup=dict(type="bool", default=False),
         backup_dir=dict(type="path", default="/var/backups/openclaw"),
-        pg_dump_path=dict(type="str", default="pg_dump"),
-        baseline=dict(type="str", default="auto", choices=["auto", "force", "never"]),
-        repair=dict(type="bool", default=False),
-        lock_timeout=dict(type="int", default=300),
         migrations_path=dict(type="path"),
-        _migrations=dict(type="list", elements="dict"),
     )
     return spec
 
@@ -218,7 +187,7 @@ def main():
         "%s: %s" % (entry["name"], problem) for entry in module.params["databases"] for problem in database_input_problems(dict(entry, schema="tenant"))
     ]
     names = [entry["name"] for entry in module.params["databases"]]
-    problems += ["%s is given more than once" % name for name in sorted(set(names)) if names.count(name) > 1]
+    problems += duplicate_problems(names, "database")
     if module.params["parallel"] < 1:
         problems.append("parallel must be at least 1")
     if problems:
@@ -233,22 +202,9 @@ def main():
         module.fail_json(msg=exc.msg)
 
     def converge(params):
-        try:
-            return converge_database(params, migrations, module.check_mode, module.no_log_values.add, module.warn, diff=module._diff)
-        except SchemaFailure as exc:
-            return dict(exc.result, failed=True, msg=exc.msg)
+        return converge_database(params, migrations, module.check_mode, module.no_log_values.add, module.warn, diff=module._diff)
 
-    # Threads, not processes: each database waits on PostgreSQL and pg_dump, and
-    # psycopg2 releases the interpreter while it waits.
-    workers = min(module.params["parallel"], len(entries)) or 1
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        outcomes = list(pool.map(converge, entries))
-    databases = dict(zip(names, outcomes))
-    failed = [name for name, outcome in databases.items() if outcome.get("failed")]
-    result = dict(changed=any(outcome.get("changed") for outcome in outcomes), databases=databases, failed_databases=failed)
-    if failed:
-        module.fail_json(msg="%d of %d databases failed: %s" % (len(failed), len(names), "; ".join(databases[name]["msg"] for name in failed)), **result)
-    module.exit_json(**result)
+    converge_each(module, names, entries, converge, module.params["parallel"], "databases", "databases")
 
 
 if __name__ == "__main__":

@@ -79,12 +79,12 @@ failed_tenants:
   sample: []
 """
 
-import concurrent.futures
 import threading
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
+from ansible_collections.openclaw.standalone.plugins.module_utils.batch import converge_each, duplicate_problems
 from ansible_collections.openclaw.standalone.plugins.module_utils.docker_common import (
     DockerFailure,
     docker_common_argument_spec,
@@ -118,7 +118,7 @@ def main():
         module.no_log_values.update(validated._no_log_values)  # pylint: disable=protected-access  # the validator's only way to tell them
         tenants.append((validated.validated_parameters, [str(error) for error in validated.errors]))
     slugs = [str(params.get("slug")) for params, _errors in tenants]
-    problems = ["slug %s is given more than once" % slug for slug in sorted(set(slugs)) if slugs.count(slug) > 1]
+    problems = duplicate_problems(slugs, "slug")
     if module.params["parallel"] < 1:
         problems.append("parallel must be at least 1")
     if problems:
@@ -128,33 +128,20 @@ def main():
 
     def converge(entry):
         params, errors = entry
-        if errors:
-            return dict(changed=False, failed=True, msg="invalid tenant %s, nothing was changed: %s" % (params.get("slug"), "; ".join(errors)))
-        problems, warnings = tenant_problems(params)
+        problems, warnings = tenant_problems(params) if not errors else (errors, [])
         if problems:
-            return dict(changed=False, failed=True, msg="invalid tenant %s, nothing was changed: %s" % (params["slug"], "; ".join(problems)))
+            raise TenantFailure("invalid tenant %s, nothing was changed: %s" % (params.get("slug"), "; ".join(problems)), dict(changed=False))
         for warning in warnings:
             module.warn(warning)
         try:
             if getattr(local, "client", None) is None:
+                # One Docker connection per worker thread.
                 local.client = open_client(module.params["docker_host"], module.params["docker_timeout"])
-            return converge_tenant(params, local.client, module.check_mode, module.no_log_values.add, diff=module._diff)
         except DockerFailure as exc:
-            return dict(changed=False, failed=True, msg=str(exc))
-        except TenantFailure as exc:
-            return dict(exc.result, failed=True, msg=exc.msg)
+            raise TenantFailure(str(exc), dict(changed=False)) from exc
+        return converge_tenant(params, local.client, module.check_mode, module.no_log_values.add, diff=module._diff)
 
-    # Threads: a tenant's time goes to the Docker engine and to waiting for its
-    # gateway to answer, during which the interpreter is free for the others.
-    workers = min(module.params["parallel"], len(tenants)) or 1
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        outcomes = list(pool.map(converge, tenants))
-    results = dict(zip(slugs, outcomes))
-    failed = [slug for slug in slugs if results[slug].get("failed")]
-    result = dict(changed=any(outcome.get("changed") for outcome in outcomes), tenants=results, failed_tenants=failed)
-    if failed:
-        module.fail_json(msg="%d of %d tenants failed: %s" % (len(failed), len(slugs), "; ".join(results[slug]["msg"] for slug in failed)), **result)
-    module.exit_json(**result)
+    converge_each(module, slugs, tenants, converge, module.params["parallel"], "tenants", "tenants")
 
 
 if __name__ == "__main__":

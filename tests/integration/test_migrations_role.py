@@ -19,11 +19,10 @@ SHARED_VERSIONS = sorted(int(path.name[1:4]) for path in (REPO_ROOT / "migration
 NEXT = TENANT_VERSIONS[-1] + 1
 
 
-@pytest.fixture
-def site(pg_cluster, tmp_path):
-    """An inventory with one server (this host) and three tenants on the harness cluster."""
-    slugs = [f"m{secrets.token_hex(3)}" for _index in range(3)]
-    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+def inventory_of(pg_cluster, tmp_path, layout):
+    """An inventory with servers on the harness cluster (this host) and their tenants, {server: [slug, ...]}; its path and the shared database."""
+    shared = "openclaw_shared_" + next(iter(layout.values()))[0]
+    server = {"openclaw_postgres_host": pg_cluster.host, "openclaw_postgres_port": pg_cluster.port, "openclaw_postgres_password": pg_cluster.password}
     inventory = {
         "all": {
             "vars": {
@@ -31,29 +30,40 @@ def site(pg_cluster, tmp_path):
                 "openclaw_secrets_dir": str(tmp_path / "secrets"),
                 "openclaw_backup_dir": str(tmp_path / "backups"),
                 "openclaw_pg_dump_path": f"{pg_cluster.bindir}/pg_dump",
-                "openclaw_shared_database": "openclaw_shared_" + slugs[0],
-                **local,
+                "openclaw_shared_database": shared,
+                "ansible_connection": "local",
+                "ansible_python_interpreter": sys.executable,
             }
         },
-        "openclaw_servers": {
+        "openclaw_servers": {"hosts": dict.fromkeys(layout, server)},
+        "openclaw_tenants": {
             "hosts": {
-                "srv1": {
-                    "openclaw_postgres_host": pg_cluster.host,
-                    "openclaw_postgres_port": pg_cluster.port,
-                    "openclaw_postgres_password": pg_cluster.password,
-                }
+                slug: {"openclaw_server": name, "openclaw_port": 18801 + 10 * number + index}
+                for number, (name, slugs) in enumerate(layout.items())
+                for index, slug in enumerate(slugs)
             }
         },
-        "openclaw_tenants": {"hosts": {slug: {"openclaw_server": "srv1", "openclaw_port": 18801 + index} for index, slug in enumerate(slugs)}},
     }
     path = tmp_path / "inventory.yml"
     path.write_text(yaml.safe_dump(inventory), encoding="utf-8")
-    yield {"inventory": path, "slugs": slugs, "tmp": tmp_path, "shared": inventory["all"]["vars"]["openclaw_shared_database"]}
+    return path, shared
+
+
+def drop_tenants(pg_cluster, slugs, shared):
     pg_cluster.admin(
         *[f'DROP DATABASE IF EXISTS "openclaw_{slug}" WITH (FORCE)' for slug in slugs],
         *[f'DROP ROLE IF EXISTS "openclaw_{slug}"' for slug in slugs],
-        f'DROP DATABASE IF EXISTS "{inventory["all"]["vars"]["openclaw_shared_database"]}" WITH (FORCE)',
+        f'DROP DATABASE IF EXISTS "{shared}" WITH (FORCE)',
     )
+
+
+@pytest.fixture
+def site(pg_cluster, tmp_path):
+    """An inventory with one server (this host) and three tenants on the harness cluster."""
+    slugs = [f"m{secrets.token_hex(3)}" for _index in range(3)]
+    path, shared = inventory_of(pg_cluster, tmp_path, {"srv1": slugs})
+    yield {"inventory": path, "slugs": slugs, "tmp": tmp_path, "shared": shared}
+    drop_tenants(pg_cluster, slugs, shared)
 
 
 def versions(pg_cluster, dbname):
@@ -119,37 +129,9 @@ def test_new_migration_is_planned_by_check_then_applied_with_a_dump_per_database
 def two_servers(pg_cluster, tmp_path):
     """Two servers (both on the harness cluster) with three and two tenants."""
     layout = {"srv1": [f"m{secrets.token_hex(3)}" for _index in range(3)], "srv2": [f"m{secrets.token_hex(3)}" for _index in range(2)]}
-    server = {"openclaw_postgres_host": pg_cluster.host, "openclaw_postgres_port": pg_cluster.port, "openclaw_postgres_password": pg_cluster.password}
-    inventory = {
-        "all": {
-            "vars": {
-                "openclaw_domain": "example.test",
-                "openclaw_secrets_dir": str(tmp_path / "secrets"),
-                "openclaw_backup_dir": str(tmp_path / "backups"),
-                "openclaw_pg_dump_path": f"{pg_cluster.bindir}/pg_dump",
-                "openclaw_shared_database": "openclaw_shared_" + layout["srv1"][0],
-                "ansible_connection": "local",
-                "ansible_python_interpreter": sys.executable,
-            }
-        },
-        "openclaw_servers": {"hosts": dict.fromkeys(layout, server)},
-        "openclaw_tenants": {
-            "hosts": {
-                slug: {"openclaw_server": name, "openclaw_port": 18801 + 10 * number + index}
-                for number, (name, slugs) in enumerate(layout.items())
-                for index, slug in enumerate(slugs)
-            }
-        },
-    }
-    path = tmp_path / "inventory.yml"
-    path.write_text(yaml.safe_dump(inventory), encoding="utf-8")
-    slugs = [slug for slugs in layout.values() for slug in slugs]
+    path, shared = inventory_of(pg_cluster, tmp_path, layout)
     yield {"inventory": path, "layout": layout, "tmp": tmp_path}
-    pg_cluster.admin(
-        *[f'DROP DATABASE IF EXISTS "openclaw_{slug}" WITH (FORCE)' for slug in slugs],
-        *[f'DROP ROLE IF EXISTS "openclaw_{slug}"' for slug in slugs],
-        f'DROP DATABASE IF EXISTS "{inventory["all"]["vars"]["openclaw_shared_database"]}" WITH (FORCE)',
-    )
+    drop_tenants(pg_cluster, [slug for slugs in layout.values() for slug in slugs], shared)
 
 
 def result_records(tmp_path, *args):

@@ -31,6 +31,9 @@ class ActionModule(ActionBase):
         if not isinstance(run, Mapping) or not isinstance(field, str) or not isinstance(key, str):
             raise AnsibleActionFail("run (the registered result of the server's run), field and key (strings) are required")
         entries = run.get(field)
+        if not run:
+            # Under a strategy other than linear a tenant can get here before its server's run.
+            return dict(result, failed=True, msg="the run for this server has not happened yet; the collection's roles need the linear strategy")
         if run.get("skipped") or not isinstance(entries, Mapping):
             return dict(result, failed=True, msg="the run for this server did not complete: %s" % (run.get("msg") or run.get("skip_reason") or "no result"))
         if key not in entries:

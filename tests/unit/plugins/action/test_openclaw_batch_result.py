@@ -48,6 +48,7 @@ def test_a_failed_entry_fails_only_its_tenant():
         ({"failed": True, "msg": "cannot reach the Docker engine at unix:///x"}, "did not complete: cannot reach the Docker engine"),
         ({"skipped": True, "skip_reason": "Conditional result was False"}, "did not complete: Conditional result was False"),
         ({"databases": {"openclaw_other": {"changed": False}}}, "did not cover openclaw_aliya"),
+        ({}, "has not happened yet"),
     ],
 )
 def test_a_run_that_failed_skipped_or_missed_the_tenant_fails_it(run, expected):

@@ -61,19 +61,6 @@ def tenants_group(server):
     return "openclaw_tenants_of_" + re.sub(r"[^A-Za-z0-9_]", "_", str(server))
 
 
-def tenant_routes(tenants, hostvars):
-    """The nginx map entry of each of ``tenants``: its slug to its gateway port, absent for a tenant being removed."""
-    routes = []
-    for tenant in tenants:
-        tenant_vars = hostvars[tenant]
-        slug = tenant_vars.get("openclaw_slug", tenant)
-        if tenant_vars.get("openclaw_tenant_state", "present") == "absent":
-            routes.append({"key": slug, "state": "absent"})
-        else:
-            routes.append({"key": slug, "value": "127.0.0.1:%s" % tenant_vars["openclaw_port"], "state": "present"})
-    return routes
-
-
 class FilterModule:
     def filters(self):
         return {
@@ -82,5 +69,4 @@ class FilterModule:
             "tenant_names": tenant_names,
             "server_tenants": server_tenants,
             "tenants_group": tenants_group,
-            "tenant_routes": tenant_routes,
         }

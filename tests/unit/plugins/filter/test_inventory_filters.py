@@ -52,16 +52,3 @@ def test_inventory_warnings_lists_and_shows_opted_in_dangers(filters, monkeypatc
 def test_tenants_group_is_a_valid_group_name_per_server(filters):
     assert filters["tenants_group"]("srv1") == "openclaw_tenants_of_srv1"
     assert filters["tenants_group"]("edge-1.example.com") == "openclaw_tenants_of_edge_1_example_com"
-
-
-def test_tenant_routes_map_each_slug_to_its_port_and_drop_removed_tenants(filters):
-    hostvars = {
-        "aliya": {"openclaw_port": 18801},
-        "bob-host": {"openclaw_slug": "bob", "openclaw_port": "18802", "openclaw_tenant_state": "stopped"},
-        "carol": {"openclaw_port": 18803, "openclaw_tenant_state": "absent"},
-    }
-    assert filters["tenant_routes"](["aliya", "bob-host", "carol"], hostvars) == [
-        {"key": "aliya", "value": "127.0.0.1:18801", "state": "present"},
-        {"key": "bob", "value": "127.0.0.1:18802", "state": "present"},
-        {"key": "carol", "state": "absent"},
-    ]

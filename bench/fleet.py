@@ -40,6 +40,11 @@ class Fleet:
 
     ident: str
     size: int
+    # The gateway stand-in the tenants run: the light one lets a thousand fit in memory.
+    gateway_image: str = GATEWAY_IMAGE
+    # Seconds between each tenant's health checks (the role's default when None): each one
+    # is a docker exec, and at 30 s a thousand tenants would keep both cores busy with them.
+    health_interval: int | None = None
     work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="openclaw-bench-")))
     nginx: NginxServer | None = None
 
@@ -104,7 +109,7 @@ class Fleet:
             "openclaw_postgres_volume": f"{self.ident}-pgdata",
             "openclaw_postgres_port": self.postgres_port,
             "openclaw_runtime_image": self.runtime_image,
-            "openclaw_runtime_base_image": GATEWAY_IMAGE,
+            "openclaw_runtime_base_image": self.gateway_image,
             "openclaw_runtime_install": "none",
             "openclaw_runtime_pull_base": False,
             "openclaw_cert_install_packages": False,
@@ -126,6 +131,8 @@ class Fleet:
             "openclaw_servers": {"hosts": {"srv1": self.server_vars()}},
             "openclaw_tenants": {"hosts": self.tenant_vars(changed)},
         }
+        if self.health_interval:
+            inventory["openclaw_tenants"]["vars"] = {"openclaw_tenant_health_interval": self.health_interval}
         path = self.work / "hosts.json"
         path.write_text(json.dumps(inventory), encoding="utf-8")
         return path

@@ -71,20 +71,21 @@ DESCRIPTIONS = {
 }
 
 
-def series(rows: list[dict], benchmark: str) -> list[tuple[int, float, float]]:
-    return sorted((item["tenants"], item["seconds"], item["spread"]) for item in rows if item["benchmark"] == benchmark)
+def series(rows: list[dict], benchmark: str, stand_in: str | None = None) -> list[tuple[int, float, float]]:
+    return sorted((item["tenants"], item["seconds"], item["spread"]) for item in rows if item["benchmark"] == benchmark and item.get("stand_in") == stand_in)
 
 
 def plot_converge(rows: list[dict], path_name: str, plots: Path) -> Path | None:
     figure, axes = plt.subplots(figsize=(7, 4.2))
     drawn = False
-    for label, benchmark in CONVERGE_PATHS[path_name]:
-        points = series(rows, benchmark)
+    for (label, benchmark), stand_in in ((contender, stand_in) for stand_in in (None, "light") for contender in CONVERGE_PATHS[path_name]):
+        points = series(rows, benchmark, stand_in)
         if not points:
             continue
         drawn = True
         sizes, seconds, spreads = zip(*points, strict=True)
-        axes.errorbar(sizes, seconds, yerr=[spread / 2 for spread in spreads], marker="o", capsize=3, label=label)
+        style = {"linestyle": "--", "marker": "s", "label": f"{label}, light stand-in"} if stand_in else {"marker": "o", "label": label}
+        axes.errorbar(sizes, seconds, yerr=[spread / 2 for spread in spreads], capsize=3, **style)
     if not drawn:
         plt.close(figure)
         return None
@@ -123,7 +124,9 @@ def table(rows: list[dict], benchmarks: list[str], count: str = "tenants") -> li
         for item in sorted((item for item in rows if item["benchmark"] == benchmark), key=lambda item: item.get(count, 0)):
             ratios = ", ".join(f"{name.replace('vs_', 'x ')} {value}" for name, value in item.get("ratios", {}).items())
             memory = f" (largest controller process {item['controller_peak_mib']} MiB)" if "controller_peak_mib" in item else ""
-            what = DESCRIPTIONS.get(benchmark, benchmark) + memory
+            light = ", light gateway stand-in" if item.get("stand_in") == "light" else ""
+            setup = f"; the converge that built this server took {item['setup_seconds']} s, one run" if "setup_seconds" in item else ""
+            what = DESCRIPTIONS.get(benchmark, benchmark) + light + memory + setup
             lines.append(f"| {what} | {item.get(count, '')} | {item['seconds']} | {item['spread']} | {item['runs']} | {ratios} |")
     return lines
 
@@ -152,7 +155,16 @@ def render(results: dict, source: Path, plots: Path) -> str:
         "over the same inventory (Ansible's own cost per host). Ratios are this row's median divided by the named baseline's "
         "median at the same size.",
         "",
+        "Rows marked *light gateway stand-in* ran on servers of up to "
+        f"{max(settings.get('light_sizes') or [0])} tenants whose containers run `openclaw-test/gateway-light` (the same "
+        "configuration check as the gateway stand-in, then socat instead of a Python server: about 12 MiB per tenant with "
+        "Docker's own processes) and check their health every 300 s, so that many tenants fit on this machine; the converge "
+        "itself is the same. Their server is converged once (its time is given, it is not a figure), and ratios are taken "
+        "against the floor and one-task playbook on that same server.",
+        "",
     ]
+    if not settings.get("light_sizes"):
+        out = out[:-2]
     for path_name, contenders in CONVERGE_PATHS.items():
         plot = plot_converge(rows, path_name, plots)
         out += [f"## {TITLES[path_name]}", ""]

@@ -213,6 +213,12 @@ options:
     description: Seconds a stop waits for the gateway to exit before it is killed.
     type: int
     default: 30
+  health_interval:
+    description:
+      - Seconds between the container's health checks. Each check is a C(docker exec) in the container, so a server
+        runs about (tenants / O(health_interval)) of them every second; raise it on a server with hundreds of tenants.
+    type: int
+    default: 30
   services:
     description:
       - The platform's shared services that act for this tenant. Each gets the tenant's entry in its registry,

@@ -7,6 +7,8 @@ from pathlib import Path
 
 IMAGES_DIR = Path(__file__).resolve().parent.parent / "images"
 GATEWAY_IMAGE = "openclaw-test/gateway:latest"
+# Same config check, socat instead of the Python server: for fleet-size benchmarks only.
+GATEWAY_LIGHT_IMAGE = "openclaw-test/gateway-light:latest"
 POSTGRES_IMAGE = "openclaw-test/postgres:16"
 BASE_IMAGE = "openclaw-test/base:bookworm"
 

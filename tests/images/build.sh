@@ -50,10 +50,12 @@ PACKAGES=(
 BASE_REPO=openclaw-test/base
 BASE_TAG="$BASE_REPO:$SUITE"
 HASH_LABEL=org.openclaw.test.content-hash
-# name:tag and build context of each image built on top of the base.
+# name:tag and build context of each image, and optionally an image listed
+# before it to build on instead of the base.
 IMAGES=(
     "openclaw-test/gateway:latest gateway"
     "openclaw-test/postgres:16 postgres"
+    "openclaw-test/gateway-light:latest gateway-light openclaw-test/gateway:latest"
 )
 # Files from elsewhere in the collection that a build context needs (path
 # relative to the repository root), copied next to the context's own files:
@@ -90,7 +92,7 @@ image_label() {
 }
 
 report() {
-    printf '%-32s %-11s %s\n' "$1" "$2" "$(short_id "$3")"
+    printf '%-36s %-11s %s\n' "$1" "$2" "$(short_id "$3")"
 }
 
 # A failed debootstrap can leave /proc, /sys or /dev bind mounts inside the
@@ -218,7 +220,7 @@ context_hash() {
 }
 
 ensure_image() {
-    local ref="$1" dir="$2" base_hash="$3"
+    local ref="$1" dir="$2" base_hash="$3" base_ref="$4"
     local hash old_id id log
     hash="$(context_hash "$dir" "$base_hash")"
     old_id="$(image_id "$ref")"
@@ -236,7 +238,7 @@ ensure_image() {
     fi
     log="$LOG_DIR/$(basename "$dir").log"
     local args=(--quiet --network none --label "$HASH_LABEL=$hash"
-        --build-arg "BASE_IMAGE=$BASE_REPO:$base_hash" --tag "$ref")
+        --build-arg "BASE_IMAGE=$base_ref" --tag "$ref")
     [[ $FORCE -eq 1 ]] && args+=(--no-cache)
     if ! docker build "${args[@]}" "$dir" >"$log" 2>&1; then
         tail -n 30 "$log" >&2
@@ -287,14 +289,23 @@ main() {
         build_rootfs "$tarball" "$arch" "$LOG_DIR/debootstrap-$SUITE-$hash.log"
         # Older recipes' tarballs are never used again.
         find "$ROOTFS_DIR" -maxdepth 1 -name "$SUITE-*.tar" ! -name "$SUITE-$hash.tar" -delete
-        printf '%-32s %-11s %s (%s, %ss)\n' "rootfs" "built" "$tarball" \
+        printf '%-36s %-11s %s (%s, %ss)\n' "rootfs" "built" "$tarball" \
             "$(du -h "$tarball" | cut -f1)" "$((SECONDS - started))"
     fi
 
     ensure_base_image "$hash" "$tarball"
-    local entry context extra
+    local entry context extra on base_hash base_ref
     for entry in "${IMAGES[@]}"; do
-        read -r ref dir <<<"$entry"
+        read -r ref dir on <<<"$entry"
+        # An image on another one is rebuilt whenever that one changes: its
+        # content hash stands in for the rootfs hash.
+        if [[ -n "$on" ]]; then
+            base_hash="$(image_label "$on" "$HASH_LABEL")"
+            base_ref="$on"
+        else
+            base_hash="$hash"
+            base_ref="$BASE_REPO:$hash"
+        fi
         context="$HERE/$dir"
         if [[ -n "${CONTEXT_EXTRAS[$dir]:-}" ]]; then
             TMP_BUILD_DIR="$(mktemp -d)"
@@ -305,7 +316,7 @@ main() {
                 install -m 0644 "$REPO_ROOT/$extra" "$context/$(basename "$extra")"
             done
         fi
-        ensure_image "$ref" "$context" "$hash"
+        ensure_image "$ref" "$context" "$base_hash" "$base_ref"
         if [[ "$context" != "$HERE/$dir" ]]; then
             rm -rf "$TMP_BUILD_DIR"
             TMP_BUILD_DIR=""

@@ -24,6 +24,7 @@ BASE = {
     "env": {},
     "purge": False,
     "services": {},
+    "health_interval": 30,
 }
 WEBHOOK = {"registry_dir": "/srv/webhook", "group": 10001, "gateway_url": None, "app_secret": None, "default_country_code": None}
 UPLOAD = {"registry_dir": "/srv/upload", "group": 10001, "public_url": "https://agents.example.com/openclaw/upload/aliya/"}
@@ -52,6 +53,7 @@ def test_valid_input_has_no_problems():
         ({"db_url": "postgresql://u:p@h/d", "db_password": "p"}, "must not carry a password"),
         ({"env": {"OPENCLAW_GATEWAY_TOKEN": "x"}}, "set by this module"),
         ({"purge": True}, "purge is only valid with state absent"),
+        ({"health_interval": 0}, "health_interval: 0 is not a whole number of seconds of at least 1"),
         ({"env": {"OPENCLAW_UPLOAD_SECRET": "x"}}, "set by this module"),
         ({"services": {"webhook": WEBHOOK, "upload": None}}, "services: webhook reach the tenant's data as its role and need db_url"),
         ({"services": {"upload": {**UPLOAD, "public_url": "javascript:alert(1)"}}, "db_url": DB_URL}, "services.upload.public_url"),
@@ -124,6 +126,7 @@ def test_container_settings_are_hardened_by_default():
     assert (options["memory"], options["cpus"], options["pids_limit"], options["user"]) == ("2g", 1.0, 512, "1001:1001")
     # The image's entrypoint starts the gateway; no secret is ever part of the container's command or plain env.
     assert options["command"] is None and options["env"] == {"OPENCLAW_GATEWAY_BIND": "loopback"}
+    assert (options["healthcheck"]["interval"], options["healthcheck"]["start_period"]) == (30, 60)
 
 
 def test_the_entrypoint_puts_no_secret_on_a_command_line():

@@ -61,12 +61,13 @@ images: host ## Build (or reuse) the offline Docker test images
 setup: host venv collection
 
 .PHONY: lint
-lint: setup ## ansible-lint (production), ruff, yamllint, ansible-test sanity
+lint: setup ## ansible-lint (production), ruff, yamllint, ansible-test sanity, galaxy-importer, antsibull-docs lint
 	ansible-lint --profile production
 	ruff check .
 	ruff format --check .
 	yamllint --strict .
 	tools/ansible-test-sanity.sh
+	tools/collection-docs-check.sh
 
 .PHONY: sanity
 sanity: setup ## ansible-test sanity only

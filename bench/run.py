@@ -506,7 +506,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--output", type=Path, required=True, help="results JSON")
     parser.add_argument("--sizes", default="1,10,50,100", help="tenant counts of the converge benchmarks, comma-separated")
-    parser.add_argument("--light-sizes", default="1000", help="tenant counts of the converge on the light gateway stand-in, comma-separated ('' for none)")
+    parser.add_argument("--light-sizes", default="50,100", help="tenant counts of the converge on the light gateway stand-in, comma-separated ('' for none)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (the median is reported)")
     parser.add_argument("--cold-repeat", type=int, help="cold converges per size, each on a fresh server (default: --repeat)")
     parser.add_argument(
